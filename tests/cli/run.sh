@@ -1,0 +1,128 @@
+#!/bin/sh
+# End-to-end tests of the vigil command line: help, version, exit codes, and
+# input that must never crash the compiler (binary garbage, a 10 MB file,
+# deep nesting, invalid UTF-8). Each check runs the real binary.
+#
+#   sh tests/cli/run.sh path/to/vigil path/to/source-tree
+set -u
+vigil=$1
+top=$2
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fails=0
+n=0
+
+ok() { n=$((n + 1)); }
+bad() {
+    n=$((n + 1))
+    fails=$((fails + 1))
+    echo "FAIL: $*"
+}
+# expect CODE DESCRIPTION -- CMD...: runs CMD, output in $tmp/out and $tmp/err
+expect() {
+    code=$1
+    what=$2
+    shift 3
+    "$@" >"$tmp/out" 2>"$tmp/err"
+    rc=$?
+    if [ "$rc" -eq "$code" ]; then ok; else
+        bad "$what: exit $rc, expected $code"
+        sed 's/^/    stderr: /' "$tmp/err" | head -5
+    fi
+}
+# grep_in FILE PATTERN DESCRIPTION
+grep_in() {
+    if grep -q -- "$2" "$1"; then ok; else
+        bad "$3: '$2' not found in $(basename "$1")"
+        sed 's/^/    /' "$1" | head -5
+    fi
+}
+
+# --- help, version, usage ---------------------------------------------------
+expect 0 "vigil --help" -- "$vigil" --help
+grep_in "$tmp/out" "usage: vigil <command>" "--help on stdout"
+grep_in "$tmp/out" "check" "--help lists check"
+expect 0 "vigil --version" -- "$vigil" --version
+grep_in "$tmp/out" "^vigil [0-9]" "--version"
+expect 0 "vigil check --help" -- "$vigil" check --help
+grep_in "$tmp/out" "usage: vigil check" "check --help"
+grep_in "$tmp/out" "Exit status" "check --help documents exit codes"
+expect 64 "no command" -- "$vigil"
+expect 64 "unknown command" -- "$vigil" frobnicate
+grep_in "$tmp/err" "'frobnicate' is not a vigil command" "unknown command message"
+expect 64 "command not in this version" -- "$vigil" replay --rules x
+grep_in "$tmp/err" "not available in this version" "not-yet command says so plainly"
+expect 64 "check without files" -- "$vigil" check
+expect 64 "check with a bad option" -- "$vigil" check --frob x.vgl
+expect 64 "check with a bad --color" -- "$vigil" check --color=pink x.vgl
+
+# --- the example rules and files that cannot be opened -------------------------
+expect 0 "rules/examples compile" -- "$vigil" check "$top/rules/examples"
+grep_in "$tmp/out" "^ok: [0-9]* rules" "summary line"
+expect 0 "--quiet prints nothing" -- "$vigil" check -q "$top/rules/examples"
+[ -s "$tmp/out" ] && bad "--quiet printed: $(cat "$tmp/out")" || ok
+expect 66 "missing file" -- "$vigil" check "$tmp/nope.vgl"
+grep_in "$tmp/err" "can't open '$tmp/nope.vgl': No such file or directory" "missing file message"
+mkdir "$tmp/empty"
+expect 66 "folder without rules" -- "$vigil" check "$tmp/empty"
+grep_in "$tmp/err" "no rule files" "empty folder message"
+printf 'rule from_stdin { where amount > 5 }\n' >"$tmp/stdin.vgl"
+expect 0 "rules on stdin" -- sh -c "\"$vigil\" check - <\"$tmp/stdin.vgl\""
+printf 'rule from_stdin { where amout > 5 }\n' >"$tmp/stdin.vgl"
+expect 1 "bad rules on stdin" -- sh -c "\"$vigil\" check - <\"$tmp/stdin.vgl\""
+grep_in "$tmp/err" "^<stdin>:1:25: error: 'amout' is not a field of txn" "stdin diagnostics"
+expect 0 "forced color" -- "$vigil" check --color=always "$top/rules/examples"
+printf 'rule c { where amout > 5 }\n' >"$tmp/color.vgl"
+expect 1 "colored diagnostics" -- "$vigil" check --color=always "$tmp/color.vgl"
+grep_in "$tmp/err" "$(printf '\033')\[1;31merror" "error in red"
+
+# --- hostile input: clear errors, never a crash ---------------------------------
+head -c 200000 /dev/urandom >"$tmp/garbage.vgl"
+expect 1 "binary garbage" -- "$vigil" check "$tmp/garbage.vgl"
+grep_in "$tmp/err" "error generated\|errors generated" "garbage ends with a count"
+printf 'rule r { where amount > 5 }\n\000\001\002' >"$tmp/nul.vgl"
+expect 1 "a file with NUL bytes" -- "$vigil" check "$tmp/nul.vgl"
+grep_in "$tmp/err" "this is not a text file (NUL byte at offset 28)" "NUL byte message"
+printf 'rule r {\n  where merchant_name == "caf\351"\n}\n' >"$tmp/latin1.vgl"
+expect 1 "invalid UTF-8 in a string" -- "$vigil" check "$tmp/latin1.vgl"
+grep_in "$tmp/err" "latin1.vgl:2:30: error: invalid UTF-8 byte 0xE9 in a string" "UTF-8 message"
+printf 'rule r {\n  where \377\376 amount > 5\n}\n' >"$tmp/badbytes.vgl"
+expect 1 "invalid UTF-8 outside strings" -- "$vigil" check "$tmp/badbytes.vgl"
+grep_in "$tmp/err" "badbytes.vgl:2:9: error: invalid UTF-8 byte 0xFF" "UTF-8 message outside strings"
+
+# deep nesting: bounded, one clear error
+awk 'BEGIN { printf "rule deep { where "; for (i = 0; i < 100000; i++) printf "("; printf "amount > 5"; for (i = 0; i < 100000; i++) printf ")"; print " }" }' >"$tmp/deep.vgl"
+expect 1 "100000 nested parentheses" -- "$vigil" check "$tmp/deep.vgl"
+grep_in "$tmp/err" "expression nested too deeply (more than 200 levels)" "nesting message"
+grep_in "$tmp/err" "^1 error generated.$" "nesting gives one error"
+awk 'BEGIN { printf "rule deep { where "; for (i = 0; i < 100000; i++) printf "not "; print "true }" }' >"$tmp/nots.vgl"
+expect 1 "100000 nested 'not'" -- "$vigil" check "$tmp/nots.vgl"
+grep_in "$tmp/err" "nested too deeply" "not-nesting message"
+awk 'BEGIN { printf "rule deep { where amount > "; for (i = 0; i < 100000; i++) printf "-"; print "5 }" }' >"$tmp/negs.vgl"
+expect 1 "100000 nested minus signs" -- "$vigil" check "$tmp/negs.vgl"
+grep_in "$tmp/err" "nested too deeply" "minus-nesting message"
+awk 'BEGIN { printf "rule ok { where "; for (i = 0; i < 150; i++) printf "("; printf "amount > 5"; for (i = 0; i < 150; i++) printf ")"; print " }" }' >"$tmp/deep_ok.vgl"
+expect 0 "150 nested parentheses are fine" -- "$vigil" check "$tmp/deep_ok.vgl"
+
+awk 'BEGIN { printf "rule long { where amount"; for (i = 0; i < 200000; i++) printf " + amount"; print " > 0 }" }' >"$tmp/long.vgl"
+expect 1 "200000 chained '+'" -- "$vigil" check "$tmp/long.vgl"
+grep_in "$tmp/err" "expression is too long (more than 1000 operators deep)" "chain message"
+grep_in "$tmp/err" "^1 error generated.$" "a long chain gives one error"
+awk 'BEGIN { printf "rule long { where amount"; for (i = 0; i < 900; i++) printf " + amount"; print " > 0 }" }' >"$tmp/long_ok.vgl"
+expect 0 "900 chained '+' are fine" -- "$vigil" check "$tmp/long_ok.vgl"
+awk 'BEGIN { printf "rule wide { where merchant_id == \"m0\""; for (i = 1; i < 100000; i++) printf " or merchant_id == \"m%d\"", i; print " }" }' >"$tmp/wide.vgl"
+expect 0 "100000 terms joined by 'or' are fine" -- "$vigil" check "$tmp/wide.vgl"
+
+# a 10 MB file of valid rules compiles; 10 MB of nonsense stops after 100 errors
+awk 'BEGIN { for (i = 0; i < 80000; i++) printf "rule r%d {\n  where channel == ECOMMERCE and amount > %d.50\n  when count() over 1h > 10\n  message \"{count() over 1h} in an hour\"\n}\n", i, i % 100 }' >"$tmp/big.vgl"
+size=$(wc -c <"$tmp/big.vgl")
+[ "$size" -gt 10000000 ] && ok || bad "big.vgl is only $size bytes"
+expect 0 "a 10 MB rule file" -- "$vigil" check "$tmp/big.vgl"
+grep_in "$tmp/out" "ok: 80000 rules in 1 file" "10 MB summary"
+awk 'BEGIN { for (i = 0; i < 700000; i++) print "@@ bogus ###" }' | tr '#' '$' >"$tmp/bignonsense.vgl"
+expect 1 "10 MB of nonsense" -- "$vigil" check "$tmp/bignonsense.vgl"
+grep_in "$tmp/err" "bignonsense.vgl: error: too many errors; stopping" "error limit"
+grep_in "$tmp/err" "^100 errors generated.$" "error count at the limit"
+
+echo "cli: $n checks, $fails failed"
+[ "$fails" -eq 0 ]

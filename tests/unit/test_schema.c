@@ -1,0 +1,164 @@
+/*
+ * test_schema.c - the field table derived from protobuf-c descriptors: names,
+ * types and conventions (X_minor money, time_ms time, optional, maps), for
+ * the real schema and for an extended copy of vigil.proto built at test time.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "vg_schema.h"
+#include "vg_schema_pb.h"
+#include "vigil.pb-c.h"
+#include "vigil_ext.pb-c.h"
+
+static const vg_field *
+field(const vg_schema *sc, vg_stream_id s, const char *name)
+{
+    return vg_schema_field(sc, s, name, strlen(name));
+}
+
+static void
+test_transaction_fields_follow_the_naming_conventions(void **state)
+{
+    (void)state;
+    const vg_schema *sc = vg_schema_default();
+    assert_non_null(sc);
+    const vg_field *f = field(sc, VG_STREAM_TXN, "amount");
+    assert_non_null(f);
+    assert_int_equal(f->type, VG_FT_NUMBER);
+    assert_true(f->flags & VG_FIELD_MONEY);
+    assert_false(f->flags & VG_FIELD_OPTIONAL);
+    assert_string_equal(f->wire_name, "amount_minor");
+    assert_null(field(sc, VG_STREAM_TXN, "amount_minor"));
+
+    f = field(sc, VG_STREAM_TXN, "time");
+    assert_non_null(f);
+    assert_int_equal(f->type, VG_FT_TIME);
+    assert_string_equal(f->wire_name, "time_ms");
+
+    f = field(sc, VG_STREAM_TXN, "balance_before");
+    assert_non_null(f);
+    assert_true(f->flags & VG_FIELD_MONEY);
+    assert_true(f->flags & VG_FIELD_OPTIONAL);
+
+    f = field(sc, VG_STREAM_TXN, "lat");
+    assert_non_null(f);
+    assert_int_equal(f->type, VG_FT_NUMBER);
+    assert_true(f->flags & VG_FIELD_OPTIONAL);
+    assert_false(f->flags & VG_FIELD_MONEY);
+
+    f = field(sc, VG_STREAM_TXN, "attrs");
+    assert_non_null(f);
+    assert_int_equal(f->type, VG_FT_MAP);
+
+    f = field(sc, VG_STREAM_TXN, "currency");
+    assert_ptr_equal(vg_schema_currency(sc, VG_STREAM_TXN), f);
+    assert_int_equal(f->type, VG_FT_STRING);
+}
+
+static void
+test_enum_fields_expose_their_value_names(void **state)
+{
+    (void)state;
+    const vg_schema *sc = vg_schema_default();
+    const vg_field *f = field(sc, VG_STREAM_TXN, "status");
+    assert_int_equal(f->type, VG_FT_ENUM);
+    assert_string_equal(vg_enum_name(f->enum_type), "Status");
+    int v = -1;
+    assert_true(vg_enum_lookup(f->enum_type, "DECLINED", 8, &v));
+    assert_int_equal(v, 2);
+    assert_false(vg_enum_lookup(f->enum_type, "DECLINE", 7, &v));
+    assert_string_equal(vg_enum_name_of(f->enum_type, 1), "APPROVED");
+    assert_null(vg_enum_name_of(f->enum_type, 99));
+    f = field(sc, VG_STREAM_TXN, "type");
+    assert_true(vg_enum_lookup(f->enum_type, "CASH_OUT", 8, &v));
+    f = field(sc, VG_STREAM_TXN, "channel");
+    assert_true(vg_enum_lookup(f->enum_type, "ECOMMERCE", 9, &v));
+}
+
+static void
+test_account_event_fields(void **state)
+{
+    (void)state;
+    const vg_schema *sc = vg_schema_default();
+    assert_int_equal(field(sc, VG_STREAM_EVENT, "kind")->type, VG_FT_STRING);
+    assert_int_equal(field(sc, VG_STREAM_EVENT, "success")->type, VG_FT_BOOL);
+    assert_int_equal(field(sc, VG_STREAM_EVENT, "time")->type, VG_FT_TIME);
+    assert_null(field(sc, VG_STREAM_EVENT, "amount"));
+    assert_string_equal(vg_stream_name(VG_STREAM_EVENT), "event");
+    assert_string_equal(vg_stream_name(VG_STREAM_TXN), "txn");
+    /* slots are dense and match positions */
+    for (size_t i = 0; i < vg_schema_nfields(sc, VG_STREAM_EVENT); i++)
+        assert_int_equal(vg_schema_field_at(sc, VG_STREAM_EVENT, i)->slot, i);
+}
+
+/* The extended copy of vigil.proto (tests/unit/extend_proto.cmake) adds
+ * fields; the schema layer must see them with no code change. */
+static void
+test_fields_added_to_the_proto_appear_in_the_schema(void **state)
+{
+    (void)state;
+    vg_schema *sc = NULL;
+    char why[256];
+    assert_int_equal(vg_schema_new(&vigiltest__v1__transaction__descriptor,
+                                   &vigiltest__v1__account_event__descriptor, why, sizeof why,
+                                   &sc),
+                     VG_OK);
+    const vg_field *f = field(sc, VG_STREAM_TXN, "risk_segment");
+    assert_non_null(f);
+    assert_int_equal(f->type, VG_FT_STRING);
+    f = field(sc, VG_STREAM_TXN, "fee");
+    assert_non_null(f);
+    assert_true(f->flags & VG_FIELD_MONEY);
+    f = field(sc, VG_STREAM_TXN, "ip_risk");
+    assert_non_null(f);
+    assert_true(f->flags & VG_FIELD_OPTIONAL);
+    f = field(sc, VG_STREAM_TXN, "tier");
+    assert_int_equal(f->type, VG_FT_ENUM);
+    int v;
+    assert_true(vg_enum_lookup(f->enum_type, "GOLD", 4, &v));
+    assert_non_null(field(sc, VG_STREAM_EVENT, "browser"));
+    assert_null(field(vg_schema_default(), VG_STREAM_TXN, "risk_segment"));
+    vg_schema_free(sc);
+}
+
+/* Two wire fields that map to one rule name are refused with a reason. */
+static void
+test_clashing_rule_names_are_refused(void **state)
+{
+    (void)state;
+    const ProtobufCMessageDescriptor *real = &vigil__v1__transaction__descriptor;
+    ProtobufCMessageDescriptor md = *real;
+    ProtobufCFieldDescriptor *fields = malloc(sizeof(ProtobufCFieldDescriptor) * real->n_fields);
+    memcpy(fields, real->fields, sizeof(ProtobufCFieldDescriptor) * real->n_fields);
+    for (unsigned i = 0; i < md.n_fields; i++)
+        if (strcmp(fields[i].name, "currency") == 0)
+            fields[i].name = "amount"; /* a string `amount` beside amount_minor */
+    md.fields = fields;
+    vg_schema *sc = NULL;
+    char why[256] = "";
+    assert_int_equal(vg_schema_new(&md, &vigil__v1__account_event__descriptor, why, sizeof why,
+                                   &sc),
+                     VG_EINVAL);
+    assert_null(sc);
+    assert_non_null(strstr(why, "'amount_minor' and 'amount' are both called 'amount'"));
+    free(fields);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_transaction_fields_follow_the_naming_conventions),
+        cmocka_unit_test(test_enum_fields_expose_their_value_names),
+        cmocka_unit_test(test_account_event_fields),
+        cmocka_unit_test(test_fields_added_to_the_proto_appear_in_the_schema),
+        cmocka_unit_test(test_clashing_rule_names_are_refused),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

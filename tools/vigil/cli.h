@@ -1,0 +1,30 @@
+/*
+ * cli.h - what the `vigil` subcommands share: exit codes (SPEC §4) and the
+ * command entry points. Each command lives in its own cmd_*.c.
+ */
+#ifndef VG_CLI_H
+#define VG_CLI_H
+
+#include <stdbool.h>
+
+/* Exit codes, after BSD sysexits.h as SPEC §4 fixes them. */
+enum {
+    VG_EXIT_OK = 0,
+    VG_EXIT_RULES = 1,       /* rule compile errors, or an --expect mismatch */
+    VG_EXIT_USAGE = 64,
+    VG_EXIT_DATAERR = 65,    /* an input file unreadable as its format */
+    VG_EXIT_NOINPUT = 66,    /* a file that cannot be opened */
+    VG_EXIT_UNAVAILABLE = 69,/* an engine that cannot be reached */
+    VG_EXIT_CONFIG = 78,
+};
+
+/* Reports a usage error for `vigil CMD` on stderr; returns VG_EXIT_USAGE. */
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Should diagnostics on stderr be colored? `when` is "auto", "always" or
+ * "never"; returns -1 for anything else. */
+int cli_color(const char *when);
+
+int cmd_check(int argc, char **argv);
+
+#endif

@@ -1,0 +1,117 @@
+/*
+ * main.c - the `vigil` executable: git-style subcommands.
+ *
+ * The top of the dependency graph (STYLE.md): commands call into rules/ (and,
+ * as they arrive, engine/ and adapters/); nothing calls back up here.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "vg_rules.h"
+
+#ifndef VG_VERSION
+#define VG_VERSION "0.0.0"
+#endif
+
+typedef struct command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} command;
+
+static const command commands[] = {
+    {"check", cmd_check, "compile rule files and folders; report every error"},
+};
+
+/* Commands of SPEC §4 that this version does not have yet. They are named so
+ * that a user who reads the spec gets a plain answer, not "unknown command". */
+static const char *const not_yet[] = {"replay", "run", "send", "score", "gen", "dlq",
+                                      "webhook-listen"};
+
+static void
+usage(FILE *f)
+{
+    fprintf(f, "usage: vigil <command> [options] [arguments]\n"
+               "\n"
+               "Vigil is a fraud-detection event processing engine. Fraud analysts describe\n"
+               "what to catch in the Vigil rule language (.vgl files); vigil compiles the\n"
+               "rules and evaluates events against them.\n"
+               "\n"
+               "Commands:\n");
+    for (size_t i = 0; i < VG_ARRAY_LEN(commands); i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\nNot in this version yet:");
+    for (size_t i = 0; i < VG_ARRAY_LEN(not_yet); i++)
+        fprintf(f, " %s%s", not_yet[i], i + 1 < VG_ARRAY_LEN(not_yet) ? "," : "\n");
+    fprintf(f, "\n"
+               "Options:\n"
+               "  -h, --help     show this help and exit\n"
+               "  -V, --version  show the version and exit\n"
+               "\n"
+               "Run 'vigil <command> --help' for the options of a command.\n"
+               "The rule language: docs/language.md. Exit status: 0 success, 1 rule errors,\n"
+               "64 usage error, 66 a file that cannot be opened.\n");
+}
+
+int
+cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "vigil%s%s: ", cmd ? " " : "", cmd ? cmd : "");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nTry 'vigil%s%s --help'.\n", cmd ? " " : "", cmd ? cmd : "");
+    return VG_EXIT_USAGE;
+}
+
+int
+cli_color(const char *when)
+{
+    if (strcmp(when, "always") == 0)
+        return 1;
+    if (strcmp(when, "never") == 0)
+        return 0;
+    if (strcmp(when, "auto") == 0) {
+        const char *no = getenv("NO_COLOR");
+        return isatty(STDERR_FILENO) && (no == NULL || no[0] == '\0');
+    }
+    return -1;
+}
+
+int
+main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return VG_EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
+        usage(stdout);
+        return VG_EXIT_OK;
+    }
+    if (strcmp(cmd, "-V") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("vigil %s\n", VG_VERSION);
+        return VG_EXIT_OK;
+    }
+    for (size_t i = 0; i < VG_ARRAY_LEN(commands); i++)
+        if (strcmp(cmd, commands[i].name) == 0)
+            return commands[i].run(argc - 1, argv + 1);
+    for (size_t i = 0; i < VG_ARRAY_LEN(not_yet); i++) {
+        if (strcmp(cmd, not_yet[i]) == 0) {
+            fprintf(stderr,
+                    "vigil: '%s' is not available in this version (%s) yet; 'vigil --help' "
+                    "lists what is\n",
+                    cmd, VG_VERSION);
+            return VG_EXIT_USAGE;
+        }
+    }
+    if (cmd[0] == '-')
+        return cli_usage_error(NULL, "unrecognized option '%s'", cmd);
+    return cli_usage_error(NULL, "'%s' is not a vigil command", cmd);
+}
