@@ -288,12 +288,6 @@ vg_enum_value_name(const vg_enum *e, size_t i)
     return e->d->values[i].name;
 }
 
-int
-vg_enum_value_number(const vg_enum *e, size_t i)
-{
-    return e->d->values[i].value;
-}
-
 bool
 vg_enum_lookup(const vg_enum *e, const char *name, size_t len, int *number)
 {

@@ -77,7 +77,6 @@ const vg_field *vg_schema_currency(const vg_schema *sc, vg_stream_id s);
 const char *vg_enum_name(const vg_enum *e);
 size_t vg_enum_count(const vg_enum *e);
 const char *vg_enum_value_name(const vg_enum *e, size_t i);
-int vg_enum_value_number(const vg_enum *e, size_t i);
 bool vg_enum_lookup(const vg_enum *e, const char *name, size_t len, int *number);
 /* The value name for a wire number, or NULL for an unknown number. */
 const char *vg_enum_name_of(const vg_enum *e, int number);

@@ -297,7 +297,6 @@ static type check_expr(cstate *C, const scope *sc, node *n);
 static type
 settle(cstate *C, const scope *sc, node *n)
 {
-    char buf[64];
     switch (n->ty.t) {
     case TY_NAME: {
         if (sc->stream >= 0)
@@ -327,7 +326,6 @@ settle(cstate *C, const scope *sc, node *n)
     default:
         return n->ty;
     }
-    (void)buf;
     n->ty = ty(TY_ERROR);
     return n->ty;
 }

@@ -198,11 +198,13 @@ emit(cstate *C, vg_severity sev, const span *sp, bool show_source, const char *m
     C->opts.diag(C->opts.diag_ctx, &d);
 }
 
-static void report(cstate *C, vg_severity sev, span sp, const char *fmt, va_list ap)
-    __attribute__((format(printf, 4, 0)));
+static void report(cstate *C, span sp, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 
+/* Holds an error at sp for diag_flush(), unless it repeats one just made or
+ * its file is past the error limit. */
 static void
-report(cstate *C, vg_severity sev, span sp, const char *fmt, va_list ap)
+report(cstate *C, span sp, const char *fmt, va_list ap)
 {
     C->last_shown = false;
     if (C->quiet)
@@ -217,27 +219,23 @@ report(cstate *C, vg_severity sev, span sp, const char *fmt, va_list ap)
         if (C->recent[i] == h)
             return; /* the same words at the same place: once is enough */
     C->recent[C->nrecent++ % VG_ARRAY_LEN(C->recent)] = h;
-    if (sev == VG_SEV_ERROR) {
-        unsigned max = C->opts.max_errors ? C->opts.max_errors : 100;
-        if (f->nerrors >= max) {
-            f->stopped = true;
-            hold(C, VG_SEV_ERROR, 1, &sp, false, "too many errors; stopping");
-            return;
-        }
-        f->nerrors++;
-        C->nerrors++;
-    } else {
-        C->nwarnings++;
+    unsigned max = C->opts.max_errors ? C->opts.max_errors : 100;
+    if (f->nerrors >= max) {
+        f->stopped = true;
+        hold(C, VG_SEV_ERROR, 1, &sp, false, "too many errors; stopping");
+        return;
     }
+    f->nerrors++;
+    C->nerrors++;
     C->last_shown = true;
     C->last_sp = sp;
-    hold(C, sev, 0, &sp, true, msg);
+    hold(C, VG_SEV_ERROR, 0, &sp, true, msg);
 }
 
 void
 diag_verror(cstate *C, span sp, const char *fmt, va_list ap)
 {
-    report(C, VG_SEV_ERROR, sp, fmt, ap);
+    report(C, sp, fmt, ap);
 }
 
 void
@@ -245,16 +243,7 @@ diag_error(cstate *C, span sp, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    report(C, VG_SEV_ERROR, sp, fmt, ap);
-    va_end(ap);
-}
-
-void
-diag_warning(cstate *C, span sp, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    report(C, VG_SEV_WARNING, sp, fmt, ap);
+    report(C, sp, fmt, ap);
     va_end(ap);
 }
 
@@ -270,19 +259,6 @@ diag_note(cstate *C, span sp, const char *fmt, ...)
     va_end(ap);
     bool same = sp.file == C->last_sp.file && sp.start == C->last_sp.start;
     hold(C, VG_SEV_NOTE, 0, &sp, !same, msg);
-}
-
-void
-diag_note_plain(cstate *C, const char *fmt, ...)
-{
-    if (!C->last_shown || C->opts.diag == NULL)
-        return;
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    hold(C, VG_SEV_NOTE, 2, NULL, false, msg);
 }
 
 void
@@ -368,7 +344,6 @@ diag_suggest(const char *name, size_t len, const char *const *cands, size_t n)
 
 #define C_BOLD "\033[1m"
 #define C_RED "\033[1;31m"
-#define C_MAGENTA "\033[1;35m"
 #define C_CYAN "\033[1;36m"
 #define C_GREEN "\033[1;32m"
 #define C_RESET "\033[0m"
@@ -446,8 +421,8 @@ render_source(const vg_diag *d, bool color, vg_buf *out)
 vg_err
 vg_diag_render(const vg_diag *d, bool color, vg_buf *out)
 {
-    static const char *const names[] = {"error", "warning", "note"};
-    static const char *const colors[] = {C_RED, C_MAGENTA, C_CYAN};
+    static const char *const names[] = {"error", "note"};
+    static const char *const colors[] = {C_RED, C_CYAN};
     vg_err err = VG_OK;
     if (color)
         err = vg_buf_puts(out, C_BOLD);
@@ -467,13 +442,8 @@ vg_diag_render(const vg_diag *d, bool color, vg_buf *out)
 }
 
 void
-vg_diag_summary(FILE *f, unsigned errors, unsigned warnings)
+vg_diag_summary(FILE *f, unsigned errors)
 {
-    if (warnings > 0 && errors > 0)
-        fprintf(f, "%u warning%s and %u error%s generated.\n", warnings, warnings == 1 ? "" : "s",
-                errors, errors == 1 ? "" : "s");
-    else if (warnings > 0)
-        fprintf(f, "%u warning%s generated.\n", warnings, warnings == 1 ? "" : "s");
-    else if (errors > 0)
+    if (errors > 0)
         fprintf(f, "%u error%s generated.\n", errors, errors == 1 ? "" : "s");
 }

@@ -35,20 +35,6 @@ tok_is_keyword(tok_kind k)
     return k >= T_FIRST_KEYWORD && k < T_NKINDS;
 }
 
-const char *
-tok_describe(tok_kind k)
-{
-    switch (k) {
-    case T_EOF: return "end of file";
-    case T_IDENT: return "a name";
-    case T_NUMBER: return "a number";
-    case T_DURATION: return "a duration";
-    case T_STRING: return "a string";
-    case T_REGEX: return "a regex";
-    default: return spellings[k];
-    }
-}
-
 void
 lex_init(lexer *L, cstate *C, uint32_t file, const char *src, uint32_t len, const uint32_t *map)
 {

@@ -1320,7 +1320,6 @@ static void
 parse_rule(parser *P)
 {
     span kw = P->tok.sp;
-    unsigned errors_before = P->C->nerrors;
     advance(P);
     rule *r = cstate_alloc(P->C, sizeof(rule));
     if (r == NULL)
@@ -1411,7 +1410,6 @@ parse_rule(parser *P)
         sync_clause(P);
     }
 done:
-    (void)errors_before;
     P->in_match = false;
     if (P->C->nrules == P->C->caprules) {
         uint32_t cap = P->C->caprules ? P->C->caprules * 2 : 16;

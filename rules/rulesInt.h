@@ -118,8 +118,6 @@ typedef struct token {
     } v;
 } token;
 
-/* The spelling of a token kind for messages: "'where'", "a number", ... */
-const char *tok_describe(tok_kind k);
 /* The fixed spelling of punctuation and keywords ("->", "where"), else NULL. */
 const char *tok_spelling(tok_kind k);
 bool tok_is_keyword(tok_kind k);
@@ -421,7 +419,7 @@ typedef struct cstate {
     uint32_t nlists, caplists;
     list_decl **list_index; /* check.c: hash set of lists by name (first of a name) */
     uint32_t list_index_cap; /* a power of two */
-    unsigned nerrors, nwarnings;
+    unsigned nerrors;
     unsigned nsoft; /* errors that belong to no clause (bad bytes in comments) */
     bool oom;
     bool quiet; /* report nothing, count nothing (re-decoding checked text) */
@@ -444,12 +442,8 @@ typedef struct cstate {
 void diag_verror(cstate *C, span sp, const char *fmt, va_list ap)
     __attribute__((format(printf, 3, 0)));
 void diag_error(cstate *C, span sp, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-void diag_warning(cstate *C, span sp, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-/* A note about the last error or warning (shown only if it was). */
+/* A note about the last error (shown only if it was). */
 void diag_note(cstate *C, span sp, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-/* A note without a location. */
-void diag_note_plain(cstate *C, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* An error that no file position fits (a path that cannot be opened). */
 void diag_error_plain(cstate *C, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Hands the held diagnostics to opts.diag, sorted by file and position, each

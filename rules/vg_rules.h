@@ -18,8 +18,7 @@
 
 typedef enum vg_severity {
     VG_SEV_ERROR = 0,
-    VG_SEV_WARNING,
-    VG_SEV_NOTE,
+    VG_SEV_NOTE, /* more about the error before it */
 } vg_severity;
 
 /* One diagnostic. Every pointer is valid only during the callback. */
@@ -44,8 +43,8 @@ typedef void (*vg_diag_fn)(void *ctx, const vg_diag *d);
  * With color, severities and carets get ANSI colors. */
 vg_err vg_diag_render(const vg_diag *d, bool color, vg_buf *out);
 
-/* Writes "N error(s) generated." (and warnings) to f, as clang ends. */
-void vg_diag_summary(FILE *f, unsigned errors, unsigned warnings);
+/* Writes "N error(s) generated." to f, as clang ends; nothing for 0. */
+void vg_diag_summary(FILE *f, unsigned errors);
 
 typedef struct vg_compile_opts {
     const vg_schema *schema; /* NULL: vg_schema_default() */

@@ -277,6 +277,10 @@ test_new_proto_fields_are_usable_in_rules(void **state)
     if (err != VG_OK)
         fail_msg("with the extended schema:\n%s", cap.text.data);
     assert_int_equal(vg_ruleset_nrules(rs), 2);
+    assert_string_equal(vg_ruleset_rule_name(rs, 1), "new_event_field");
+    assert_ptr_equal(vg_ruleset_ref(rs), rs); /* shared: both references must go */
+    vg_ruleset_unref(rs);
+    assert_int_equal(vg_ruleset_nrules(rs), 2);
     vg_ruleset_unref(rs);
     vg_buf_free(&cap.text);
 

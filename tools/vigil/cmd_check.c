@@ -111,7 +111,7 @@ cmd_check(int argc, char **argv)
         vg_ruleset_unref(rs);
         return VG_EXIT_OK;
     case VG_ECOMPILE:
-        vg_diag_summary(stderr, nerrors, 0);
+        vg_diag_summary(stderr, nerrors);
         return VG_EXIT_RULES;
     case VG_ENOENT:
     case VG_EIO:
