@@ -98,17 +98,12 @@ field_type(const ProtobufCFieldDescriptor *fd, unsigned *flags)
     case PROTOBUF_C_TYPE_UINT64:
     case PROTOBUF_C_TYPE_FIXED64:
     case PROTOBUF_C_TYPE_FLOAT:
-    case PROTOBUF_C_TYPE_DOUBLE:
-        return VG_FT_NUMBER;
-    case PROTOBUF_C_TYPE_BOOL:
-        return VG_FT_BOOL;
-    case PROTOBUF_C_TYPE_STRING:
-        return VG_FT_STRING;
-    case PROTOBUF_C_TYPE_ENUM:
-        return VG_FT_ENUM;
+    case PROTOBUF_C_TYPE_DOUBLE: return VG_FT_NUMBER;
+    case PROTOBUF_C_TYPE_BOOL: return VG_FT_BOOL;
+    case PROTOBUF_C_TYPE_STRING: return VG_FT_STRING;
+    case PROTOBUF_C_TYPE_ENUM: return VG_FT_ENUM;
     case PROTOBUF_C_TYPE_BYTES:
-    case PROTOBUF_C_TYPE_MESSAGE:
-        return 0;
+    case PROTOBUF_C_TYPE_MESSAGE: return 0;
     }
     return 0;
 }

@@ -64,8 +64,7 @@ const vg_schema *vg_schema_default(void);
 void vg_schema_free(vg_schema *s);
 
 /* The field that rules call name[0..len) in stream s, or NULL. */
-const vg_field *vg_schema_field(const vg_schema *sc, vg_stream_id s, const char *name,
-                                size_t len);
+const vg_field *vg_schema_field(const vg_schema *sc, vg_stream_id s, const char *name, size_t len);
 /* Number of rule-visible fields of stream s, and the i-th (by slot). */
 size_t vg_schema_nfields(const vg_schema *sc, vg_stream_id s);
 const vg_field *vg_schema_field_at(const vg_schema *sc, vg_stream_id s, size_t i);

@@ -15,8 +15,7 @@
  * schema. Returns VG_EINVAL, with a one-line reason in why[0..whylen), when
  * two fields map to the same rule name (say `amount` and `amount_minor`);
  * VG_ENOMEM when out of memory. */
-vg_err vg_schema_new(const ProtobufCMessageDescriptor *txn,
-                     const ProtobufCMessageDescriptor *event, char *why, size_t whylen,
-                     vg_schema **out);
+vg_err vg_schema_new(const ProtobufCMessageDescriptor *txn, const ProtobufCMessageDescriptor *event,
+                     char *why, size_t whylen, vg_schema **out);
 
 #endif

@@ -29,19 +29,19 @@ enum {
 
 typedef struct scope {
     rule *r;
-    int stream;        /* vg_stream_id of bare field names; -1: none */
-    int self_step;     /* the step being checked, or -1 */
-    uint32_t visible;  /* steps [0, visible) may be named */
-    unsigned allow;    /* ALLOW_* */
-    const char *ctx;   /* the clause, for messages: "where", "key", ... */
-    bool in_agg;       /* inside an aggregate's argument */
-    bool in_binding;   /* inside count(a)/sum(a.f)...: quantified steps allowed */
+    int stream;       /* vg_stream_id of bare field names; -1: none */
+    int self_step;    /* the step being checked, or -1 */
+    uint32_t visible; /* steps [0, visible) may be named */
+    unsigned allow;   /* ALLOW_* */
+    const char *ctx;  /* the clause, for messages: "where", "key", ... */
+    bool in_agg;      /* inside an aggregate's argument */
+    bool in_binding;  /* inside count(a)/sum(a.f)...: quantified steps allowed */
 } scope;
 
 static const char *const type_names[] = {
-    [TY_ERROR] = "an error", [TY_NUMBER] = "a number",   [TY_STRING] = "a string",
-    [TY_BOOL] = "a bool",    [TY_TIME] = "a time",       [TY_DURATION] = "a duration",
-    [TY_ENUM] = "an enum",   [TY_NAME] = "a name",       [TY_LIST] = "a list",
+    [TY_ERROR] = "an error", [TY_NUMBER] = "a number", [TY_STRING] = "a string",
+    [TY_BOOL] = "a bool",    [TY_TIME] = "a time",     [TY_DURATION] = "a duration",
+    [TY_ENUM] = "an enum",   [TY_NAME] = "a name",     [TY_LIST] = "a list",
     [TY_REGEX] = "a regex",  [TY_STEP] = "a step",
 };
 
@@ -136,11 +136,17 @@ field_type(const vg_field *f)
 {
     type t = {0};
     switch (f->type) {
-    case VG_FT_NUMBER: t.t = TY_NUMBER; t.money = (f->flags & VG_FIELD_MONEY) != 0; break;
+    case VG_FT_NUMBER:
+        t.t = TY_NUMBER;
+        t.money = (f->flags & VG_FIELD_MONEY) != 0;
+        break;
     case VG_FT_STRING: t.t = TY_STRING; break;
     case VG_FT_BOOL: t.t = TY_BOOL; break;
     case VG_FT_TIME: t.t = TY_TIME; break;
-    case VG_FT_ENUM: t.t = TY_ENUM; t.en = f->enum_type; break;
+    case VG_FT_ENUM:
+        t.t = TY_ENUM;
+        t.en = f->enum_type;
+        break;
     case VG_FT_MAP: t.t = TY_ERROR; break;
     }
     return t;
@@ -320,11 +326,9 @@ settle(cstate *C, const scope *sc, node *n)
                    (int)n->namelen, n->name, (int)n->namelen, n->name, (int)n->namelen, n->name);
         break;
     case TY_LIST:
-        diag_error(C, n->sp, "list '%.*s' can only be used after 'in'", (int)n->namelen,
-                   n->name);
+        diag_error(C, n->sp, "list '%.*s' can only be used after 'in'", (int)n->namelen, n->name);
         break;
-    default:
-        return n->ty;
+    default: return n->ty;
     }
     n->ty = ty(TY_ERROR);
     return n->ty;
@@ -371,8 +375,8 @@ resolve_enum(cstate *C, node *n, const vg_enum *e)
         char all[512] = "";
         for (size_t i = 0; i < k; i++)
             if (strstr(cands[i], "_UNSPECIFIED") == NULL)
-                snprintf(all + strlen(all), sizeof all - strlen(all), "%s%s",
-                         all[0] ? ", " : "", cands[i]);
+                snprintf(all + strlen(all), sizeof all - strlen(all), "%s%s", all[0] ? ", " : "",
+                         cands[i]);
         diag_note(C, n->sp, "%s values: %s", vg_enum_name(e), all);
     }
     n->ty = ty(TY_ERROR);
@@ -387,8 +391,7 @@ enum_has_name(cstate *C, const vg_enum *e, const char *s, uint32_t len, span sp,
     int v;
     if (vg_enum_lookup(e, s, len, &v))
         return true;
-    diag_error(C, sp, "%s '%.*s', which is not a %s value", context, (int)len, s,
-               vg_enum_name(e));
+    diag_error(C, sp, "%s '%.*s', which is not a %s value", context, (int)len, s, vg_enum_name(e));
     const char *cands[64];
     size_t k = 0;
     for (size_t i = 0; i < vg_enum_count(e) && k < VG_ARRAY_LEN(cands); i++)
@@ -440,8 +443,9 @@ check_compare(cstate *C, const scope *sc, node *n)
         if (dur && dur->kind == N_DURATION && num)
             diag_note(C, dur->sp, "this is a duration (m is minutes); a number has no unit");
         else if (dur && num && num->kind == N_NUMBER)
-            diag_note(C, num->sp, "give the number a unit (like %gs or %gm), or compare "
-                                  "seconds(...) or minutes(...) of the duration",
+            diag_note(C, num->sp,
+                      "give the number a unit (like %gs or %gm), or compare "
+                      "seconds(...) or minutes(...) of the duration",
                       num->v.num, num->v.num);
         else if (enm && str && str->kind == N_STRING)
             diag_note(C, str->sp, "write enum values without quotes: %.*s", (int)str->v.s.len,
@@ -450,8 +454,7 @@ check_compare(cstate *C, const scope *sc, node *n)
             diag_note(C, n->sp, "times compare with times; 'time - other.time' is a duration");
         return ty(TY_ERROR);
     }
-    if (n->op != T_EQ && n->op != T_NE &&
-        (a.t == TY_BOOL || a.t == TY_ENUM)) {
+    if (n->op != T_EQ && n->op != T_NE && (a.t == TY_BOOL || a.t == TY_ENUM)) {
         diag_error(C, n->sp2, "'%s' does not order %ss; use == or !=", op,
                    a.t == TY_BOOL ? "bool" : "enum");
         return ty(TY_ERROR);
@@ -511,8 +514,7 @@ check_arith(cstate *C, const scope *sc, node *n)
         else if (A == TY_DURATION && B == TY_DURATION)
             r = ty(TY_DURATION);
         break;
-    default:
-        break;
+    default: break;
     }
     if (r.t == TY_ERROR) {
         char ba[64], bb[64];
@@ -653,8 +655,7 @@ check_in(cstate *C, const scope *sc, node *n)
             continue;
         }
         if (a.t == TY_ENUM && t.t == TY_STRING) {
-            ok = enum_has_name(C, a.en, it->v.s.str, it->v.s.len, it->sp, "the list holds") &&
-                 ok;
+            ok = enum_has_name(C, a.en, it->v.s.str, it->v.s.len, it->sp, "the list holds") && ok;
             continue;
         }
         if (first.t == TY_ERROR)
@@ -683,8 +684,8 @@ check_regex(cstate *C, const scope *sc, node *n)
     bool ok = compile_regex(C, n);
     if (a.t != TY_ERROR && a.t != TY_STRING) {
         char buf[64];
-        diag_error(C, n->a->sp, "'%s' matches strings, but this is %s",
-                   n->op ? "!~" : "~", type_desc(a, buf, sizeof buf));
+        diag_error(C, n->a->sp, "'%s' matches strings, but this is %s", n->op ? "!~" : "~",
+                   type_desc(a, buf, sizeof buf));
         return ty(TY_ERROR);
     }
     return ok && a.t == TY_STRING ? ty(TY_BOOL) : ty(TY_ERROR);
@@ -725,8 +726,7 @@ check_arity(cstate *C, node *n)
         diag_error(C, n->sp, "count() takes no argument or one condition, but %u are given",
                    n->nargs);
     else
-        diag_error(C, n->sp, "%s() takes one argument (an aggregate) or two or more",
-                   f->name);
+        diag_error(C, n->sp, "%s() takes one argument (an aggregate) or two or more", f->name);
     return false;
 }
 
@@ -809,8 +809,7 @@ check_binding_agg(cstate *C, const scope *sc, node *n)
             return want(C, arg, fname[1] == 'i' ? "min()" : "max()",
                         "a number, a time, a duration or a string");
         return t;
-    default: /* first */
-        return t;
+    default: /* first */ return t;
     }
 }
 
@@ -823,14 +822,16 @@ check_window_agg(cstate *C, const scope *sc, node *n)
         if (n->fn == FN_NONE)
             diag_error(C, callee, "unknown aggregate '%.*s'", (int)n->namelen, n->name);
         else
-            diag_error(C, callee, "%s() is not an aggregate; 'over' follows count, sum, avg, "
-                                  "min, max, distinct or seen",
+            diag_error(C, callee,
+                       "%s() is not an aggregate; 'over' follows count, sum, avg, "
+                       "min, max, distinct or seen",
                        f->name);
         return ty(TY_ERROR);
     }
     if (n->fn == FN_first) {
-        diag_error(C, n->sp, "first() takes a pattern step's field (first(a.amount)) and no "
-                             "window");
+        diag_error(C, n->sp,
+                   "first() takes a pattern step's field (first(a.amount)) and no "
+                   "window");
         return ty(TY_ERROR);
     }
     if (!(sc->allow & ALLOW_WINDOW)) {
@@ -891,8 +892,7 @@ check_window_agg(cstate *C, const scope *sc, node *n)
         t = check_arg(C, &in, n, 0, B(TY_NUMBER) | B(TY_STRING) | B(TY_ENUM) | B(TY_BOOL),
                       "a string, a number, an enum or a bool");
         return t.t == TY_ERROR ? t : ty(TY_BOOL);
-    default:
-        return ty(TY_ERROR);
+    default: return ty(TY_ERROR);
     }
 }
 
@@ -964,8 +964,9 @@ check_call(cstate *C, const scope *sc, node *n)
                 first = t;
             } else if (t.t != first.t) {
                 char b1[64], b2[64];
-                diag_error(C, n->args[i]->sp, "%s() compares values of one type; this is %s, "
-                                              "the first is %s",
+                diag_error(C, n->args[i]->sp,
+                           "%s() compares values of one type; this is %s, "
+                           "the first is %s",
                            f->name, type_desc(t, b1, sizeof b1), type_desc(first, b2, sizeof b2));
                 ok = false;
             } else {
@@ -1017,8 +1018,9 @@ check_call(cstate *C, const scope *sc, node *n)
         return t.t == TY_ERROR ? t : ty(TY_NUMBER);
     case FN_prev: {
         if (!(sc->allow & ALLOW_PREV)) {
-            diag_error(C, n->sp, "prev() is available only in a 'when' rule's 'when' and "
-                                 "'message'");
+            diag_error(C, n->sp,
+                       "prev() is available only in a 'when' rule's 'when' and "
+                       "'message'");
             return ty(TY_ERROR);
         }
         scope in = *sc;
@@ -1029,8 +1031,7 @@ check_call(cstate *C, const scope *sc, node *n)
             return want(C, n->args[0], "prev()", "a value");
         return t;
     }
-    default:
-        return ty(TY_ERROR);
+    default: return ty(TY_ERROR);
     }
 }
 
@@ -1038,14 +1039,10 @@ static type
 check_expr_inner(cstate *C, const scope *sc, node *n)
 {
     switch ((node_kind)n->kind) {
-    case N_NUMBER:
-        return ty(TY_NUMBER);
-    case N_STRING:
-        return ty(TY_STRING);
-    case N_BOOL:
-        return ty(TY_BOOL);
-    case N_DURATION:
-        return ty(TY_DURATION);
+    case N_NUMBER: return ty(TY_NUMBER);
+    case N_STRING: return ty(TY_STRING);
+    case N_BOOL: return ty(TY_BOOL);
+    case N_DURATION: return ty(TY_DURATION);
     case N_NAME: {
         int idx;
         if (find_step(sc, n->name, n->namelen, &idx) != NULL) {
@@ -1056,8 +1053,8 @@ check_expr_inner(cstate *C, const scope *sc, node *n)
             return ty(TY_STEP);
         }
         if (sc->stream >= 0) {
-            const vg_field *f = vg_schema_field(C->schema, (vg_stream_id)sc->stream, n->name,
-                                                n->namelen);
+            const vg_field *f =
+                vg_schema_field(C->schema, (vg_stream_id)sc->stream, n->name, n->namelen);
             if (f != NULL) {
                 resolve_field(C, n, sc->stream, n->name, n->namelen, n->sp);
                 return n->ty;
@@ -1081,7 +1078,8 @@ check_expr_inner(cstate *C, const scope *sc, node *n)
         if (n->stream != sc->stream) {
             diag_error(C, n->sp, "'%s.%.*s' reads %s, but this %s reads %s",
                        vg_stream_name((vg_stream_id)n->stream), (int)n->namelen, n->name,
-                       vg_stream_name((vg_stream_id)n->stream), sc->self_step >= 0 ? "step" : "rule",
+                       vg_stream_name((vg_stream_id)n->stream),
+                       sc->self_step >= 0 ? "step" : "rule",
                        vg_stream_name((vg_stream_id)sc->stream));
             if (sc->r != NULL && sc->r->match == NULL)
                 diag_note(C, n->sp, "a rule reads one stream: add 'on %s' to read %s",
@@ -1097,8 +1095,8 @@ check_expr_inner(cstate *C, const scope *sc, node *n)
         span bsp = {n->sp.file, n->sp.start, n->sp.start + n->bindlen};
         if (s == NULL) {
             if (sc->r && sc->r->match) {
-                diag_error(C, bsp, "'%.*s' is not a step of this rule's pattern",
-                           (int)n->bindlen, n->bind);
+                diag_error(C, bsp, "'%.*s' is not a step of this rule's pattern", (int)n->bindlen,
+                           n->bind);
                 const char *cands[64];
                 size_t k = 0;
                 for (uint32_t i = 0; i < sc->r->match->nsteps && k < 64; i++)
@@ -1132,10 +1130,8 @@ check_expr_inner(cstate *C, const scope *sc, node *n)
         }
         return n->ty;
     }
-    case N_CALL:
-        return check_call(C, sc, n);
-    case N_AGG:
-        return check_window_agg(C, sc, n);
+    case N_CALL: return check_call(C, sc, n);
+    case N_AGG: return check_window_agg(C, sc, n);
     case N_NEG: {
         type a = check_value(C, sc, n->a);
         if (a.t == TY_ERROR)
@@ -1156,12 +1152,9 @@ check_expr_inner(cstate *C, const scope *sc, node *n)
         if (is_cmp_op(n->op))
             return check_compare(C, sc, n);
         return check_arith(C, sc, n);
-    case N_LOGIC:
-        return check_logic(C, sc, n);
-    case N_IN:
-        return check_in(C, sc, n);
-    case N_REGEX:
-        return check_regex(C, sc, n);
+    case N_LOGIC: return check_logic(C, sc, n);
+    case N_IN: return check_in(C, sc, n);
+    case N_REGEX: return check_regex(C, sc, n);
     case N_LIST:
         diag_error(C, n->sp, "a [list] can only follow 'in' or 'not in'");
         return ty(TY_ERROR);
@@ -1194,8 +1187,8 @@ check_key(cstate *C, const scope *sc, node *n)
     type t = check_value(C, sc, n);
     if (t.t != TY_ERROR && t.t != TY_STRING && t.t != TY_NUMBER && t.t != TY_ENUM) {
         char buf[64];
-        diag_error(C, n->sp, "a %s must be a string, a number or an enum, but this is %s",
-                   sc->ctx, type_desc(t, buf, sizeof buf));
+        diag_error(C, n->sp, "a %s must be a string, a number or an enum, but this is %s", sc->ctx,
+                   type_desc(t, buf, sizeof buf));
     }
 }
 
@@ -1354,8 +1347,9 @@ check_match_rule(cstate *C, rule *r)
             if (s->rule_key)
                 check_key(C, &sc, s->rule_key);
             if (C->nerrors != e)
-                diag_note(C, s->stream_sp, "the rule's 'key' applies to every step without 'by'; "
-                                           "this step reads %s",
+                diag_note(C, s->stream_sp,
+                          "the rule's 'key' applies to every step without 'by'; "
+                          "this step reads %s",
                           vg_stream_name((vg_stream_id)s->stream));
         } else {
             check_default_key(C, r, s->stream, s->stream_sp);
@@ -1379,8 +1373,12 @@ check_match_rule(cstate *C, rule *r)
         }
     }
     if (r->message && !r->failed[CL_MESSAGE]) {
-        scope sc = {.r = r, .stream = p->steps[last_pos].stream, .self_step = -1,
-                    .visible = p->nsteps, .allow = ALLOW_BINDING, .ctx = "message"};
+        scope sc = {.r = r,
+                    .stream = p->steps[last_pos].stream,
+                    .self_step = -1,
+                    .visible = p->nsteps,
+                    .allow = ALLOW_BINDING,
+                    .ctx = "message"};
         check_message(C, &sc, r->message);
     }
 }
@@ -1421,13 +1419,14 @@ load_list_file(cstate *C, list_decl *l)
         err = VG_ELIMIT;
     if (err) {
         diag_error(C, l->path_sp, "can't read list file '%s': %s", l->path,
-                   err == VG_ENOENT ? "no such file"
+                   err == VG_ENOENT   ? "no such file"
                    : err == VG_ELIMIT ? "larger than 64 MiB"
-                   : err == VG_EIO ? strerror(errno)
-                                   : vg_strerror(err));
+                   : err == VG_EIO    ? strerror(errno)
+                                      : vg_strerror(err));
         if (strcmp(full, l->path) != 0)
-            diag_note(C, l->path_sp, "looked for '%s' (paths are relative to the rule file's "
-                                     "folder)",
+            diag_note(C, l->path_sp,
+                      "looked for '%s' (paths are relative to the rule file's "
+                      "folder)",
                       full);
         vg_buf_free(&b);
         l->bad = true;
@@ -1459,23 +1458,26 @@ load_list_file(cstate *C, list_decl *l)
             end++;
         uint32_t s = pos, e = end;
         for (uint32_t i = s; i < e; i++) {
-            if (sf->text[i] == '#' && (i == s || sf->text[i - 1] == ' ' || sf->text[i - 1] == '\t')) {
+            if (sf->text[i] == '#' &&
+                (i == s || sf->text[i - 1] == ' ' || sf->text[i - 1] == '\t')) {
                 e = i;
                 break;
             }
         }
         while (s < e && (sf->text[s] == ' ' || sf->text[s] == '\t'))
             s++;
-        while (e > s && (sf->text[e - 1] == ' ' || sf->text[e - 1] == '\t' ||
-                         sf->text[e - 1] == '\r'))
+        while (e > s &&
+               (sf->text[e - 1] == ' ' || sf->text[e - 1] == '\t' || sf->text[e - 1] == '\r'))
             e--;
         for (uint32_t i = s; i < e;) {
             uint32_t cp;
             size_t k = vg_utf8_decode((const unsigned char *)sf->text + i, e - i, &cp);
             if (k == 0 || cp == 0) {
                 span sp = {(uint32_t)f, i, i + 1};
-                diag_error(C, sp, k == 0 ? "invalid UTF-8 in a list value" : "NUL byte in a list "
-                                                                             "value");
+                diag_error(C, sp,
+                           k == 0 ? "invalid UTF-8 in a list value"
+                                  : "NUL byte in a list "
+                                    "value");
                 k = 1;
             }
             i += (uint32_t)k;
@@ -1549,8 +1551,9 @@ check_rule_names(cstate *C)
         while (set[h] != NULL) {
             rule *o = set[h];
             if (o->namelen == r->namelen && memcmp(o->name, r->name, r->namelen) == 0) {
-                diag_error(C, r->name_sp, "rule '%s' is defined twice (rule names are unique "
-                                          "across the rule set)",
+                diag_error(C, r->name_sp,
+                           "rule '%s' is defined twice (rule names are unique "
+                           "across the rule set)",
                            r->name);
                 diag_note(C, o->name_sp, "first defined here");
                 break;

@@ -84,11 +84,11 @@ diag_hash(span sp, const char *msg)
 
 /* A diagnostic waiting for diag_flush(). */
 typedef struct pending {
-    uint8_t sev;        /* vg_severity */
-    uint8_t where;      /* 0: a span, 1: a file only, 2: nowhere */
+    uint8_t sev;   /* vg_severity */
+    uint8_t where; /* 0: a span, 1: a file only, 2: nowhere */
     bool show_source;
     span sp;
-    uint32_t key_file;  /* sort key: the error a note belongs to */
+    uint32_t key_file; /* sort key: the error a note belongs to */
     uint32_t key_off;
     uint32_t seq;
     char *msg;
@@ -351,8 +351,8 @@ diag_suggest(const char *name, size_t len, const char *const *cands, size_t n)
 /* Appends the source line (control bytes and invalid UTF-8 shown as '?') and
  * a caret line under [col, end_col). Columns count code points on screen;
  * tabs are kept so the caret lines up in any tab width. */
-#define SHOW_BEFORE 60  /* code points shown before the caret on a long line */
-#define SHOW_WIDTH 160  /* code points shown of a long line */
+#define SHOW_BEFORE 60 /* code points shown before the caret on a long line */
+#define SHOW_WIDTH 160 /* code points shown of a long line */
 
 static vg_err
 render_source(const vg_diag *d, bool color, vg_buf *out)

@@ -187,10 +187,11 @@ fraction_hint(lexer *L, uint32_t start, uint32_t numend)
             size_t w = VG_ARRAY_LEN(units) - 1;
             while (w > 0 && whole % units[w].ms != 0)
                 w--;
-            lex_error(L, start, L->pos, "a duration is a whole number of units: write %lld%s, "
-                                        "not %.*s",
-                      (long long)(whole / units[w].ms), units[w].name,
-                      (int)(L->pos - start), L->src + start);
+            lex_error(L, start, L->pos,
+                      "a duration is a whole number of units: write %lld%s, "
+                      "not %.*s",
+                      (long long)(whole / units[w].ms), units[w].name, (int)(L->pos - start),
+                      L->src + start);
             return;
         }
     }
@@ -278,8 +279,9 @@ lex_number(lexer *L, token t)
             v = v * 10 + (L->src[p++] - '0');
         }
         if (p == L->pos && last_unit != (size_t)-1) {
-            lex_error(L, start, L->pos, "the last number of a duration needs a unit too (like "
-                                        "1h30m)");
+            lex_error(L, start, L->pos,
+                      "the last number of a duration needs a unit too (like "
+                      "1h30m)");
             return t;
         }
         size_t u;
@@ -347,7 +349,7 @@ string_char(lexer *L, vg_buf *out, uint32_t *map_n, uint32_t **mapv, bool want_m
             uint32_t p = at + 3, v = 0, digits = 0;
             while (p < L->len && digits < 7) {
                 int c = s[p];
-                int d = is_digit(c) ? c - '0'
+                int d = is_digit(c)              ? c - '0'
                         : (c >= 'a' && c <= 'f') ? c - 'a' + 10
                         : (c >= 'A' && c <= 'F') ? c - 'A' + 10
                                                  : -1;
@@ -361,7 +363,7 @@ string_char(lexer *L, vg_buf *out, uint32_t *map_n, uint32_t **mapv, bool want_m
                 nbytes = v == 0 ? 0 : vg_utf8_encode(v, enc);
                 if (nbytes == 0) {
                     lex_error(L, at, L->pos,
-                              v == 0 ? "\\u{0} is not allowed in a string"
+                              v == 0         ? "\\u{0} is not allowed in a string"
                               : v > 0x10FFFF ? "\\u{%X} is beyond U+10FFFF, the last character"
                                              : "\\u{%X} is a surrogate, not a character",
                               v);
@@ -435,8 +437,9 @@ lex_string(lexer *L, token t)
             while (c >= 0 && q < L->len && L->src[q] != '\n' && L->src[q] != '"')
                 q++;
             if (c >= 0 && q < L->len && L->src[q] == '"' && !split) {
-                lex_error(L, start, L->pos, "a string can't go over a line break; write \\n for "
-                                            "one, or close it on this line");
+                lex_error(L, start, L->pos,
+                          "a string can't go over a line break; write \\n for "
+                          "one, or close it on this line");
                 ok = false;
                 split = true;
                 L->pos = nl;
@@ -531,8 +534,8 @@ lex_regex(lexer *L, token t)
         unsigned f = c == 'i' ? RX_I : c == 'm' ? RX_M : c == 's' ? RX_S : c == 'x' ? RX_X : 0;
         if (f == 0) {
             char what[2] = {(char)c, 0};
-            lex_error(L, L->pos, L->pos + 1,
-                      "unknown regex flag '%s'; the flags are i, m, s and x", what);
+            lex_error(L, L->pos, L->pos + 1, "unknown regex flag '%s'; the flags are i, m, s and x",
+                      what);
             t.bad = true;
         }
         t.v.rx.flags |= f;

@@ -18,14 +18,14 @@
 typedef struct parser {
     cstate *C;
     lexer *L;
-    token tok;      /* the current token */
-    span last;      /* the token consumed last, for the end of spans */
-    token ahead;    /* one token of lookahead, when has_ahead */
+    token tok;   /* the current token */
+    span last;   /* the token consumed last, for the end of spans */
+    token ahead; /* one token of lookahead, when has_ahead */
     bool has_ahead;
     uint32_t file;
-    int depth;      /* expression nesting, bounded by VG_MAX_DEPTH */
-    bool too_deep;  /* reported; unwinding */
-    bool in_match;  /* recovery must not stop at a step's `where` */
+    int depth;     /* expression nesting, bounded by VG_MAX_DEPTH */
+    bool too_deep; /* reported; unwinding */
+    bool in_match; /* recovery must not stop at a step's `where` */
     bool in_template;
 } parser;
 
@@ -107,8 +107,8 @@ error_unclosed_of(parser *P, const char *close, const char *open, const char *of
     unsigned line, col;
     char buf[64];
     diag_position(P->C, sp.file, sp.start, &line, &col);
-    diag_error(P->C, P->tok.sp, "expected '%s' to close '%s'%s at %u:%u, found %s", close, open,
-               of, line, col, found(P, buf, sizeof buf));
+    diag_error(P->C, P->tok.sp, "expected '%s' to close '%s'%s at %u:%u, found %s", close, open, of,
+               line, col, found(P, buf, sizeof buf));
 }
 
 static void
@@ -150,11 +150,19 @@ static bool
 is_clause_keyword(tok_kind k)
 {
     switch (k) {
-    case T_DESCRIPTION: case T_KEY: case T_ON: case T_WHERE: case T_WHEN: case T_MATCH:
-    case T_SCORE: case T_ACTION: case T_SUPPRESS: case T_MESSAGE: case T_TAGS: case T_MODE:
-        return true;
-    default:
-        return false;
+    case T_DESCRIPTION:
+    case T_KEY:
+    case T_ON:
+    case T_WHERE:
+    case T_WHEN:
+    case T_MATCH:
+    case T_SCORE:
+    case T_ACTION:
+    case T_SUPPRESS:
+    case T_MESSAGE:
+    case T_TAGS:
+    case T_MODE: return true;
+    default: return false;
     }
 }
 
@@ -169,11 +177,16 @@ static bool
 starts_expr(tok_kind k)
 {
     switch (k) {
-    case T_IDENT: case T_NUMBER: case T_DURATION: case T_STRING: case T_LPAREN:
-    case T_LBRACKET: case T_MINUS: case T_TRUE: case T_FALSE:
-        return true;
-    default:
-        return false;
+    case T_IDENT:
+    case T_NUMBER:
+    case T_DURATION:
+    case T_STRING:
+    case T_LPAREN:
+    case T_LBRACKET:
+    case T_MINUS:
+    case T_TRUE:
+    case T_FALSE: return true;
+    default: return false;
     }
 }
 
@@ -381,8 +394,7 @@ parse_primary(parser *P)
         }
         return n;
     }
-    default:
-        break;
+    default: break;
     }
     if (tok_is_keyword(t.kind) && t.kind != T_NOT && t.kind != T_AND && t.kind != T_OR &&
         t.kind != T_IN) {
@@ -393,8 +405,9 @@ parse_primary(parser *P)
             /* `description == "rent"`: a field named like a keyword. Say so
              * once and read it as a name, so the rest parses. */
             error_expected(P, "an expression");
-            diag_note(P->C, t.sp, "'%s' is a reserved word; for a field of that name write "
-                                  "txn.%s or event.%s",
+            diag_note(P->C, t.sp,
+                      "'%s' is a reserved word; for a field of that name write "
+                      "txn.%s or event.%s",
                       tok_spelling(t.kind), tok_spelling(t.kind), tok_spelling(t.kind));
             if (!operand)
                 return NULL;
@@ -427,8 +440,7 @@ parse_postfix(parser *P)
             return NULL;
         }
         if (n->kind != N_NAME) {
-            diag_error(P->C, n->sp,
-                       "only a step name can be followed by '.field' (like a.amount)");
+            diag_error(P->C, n->sp, "only a step name can be followed by '.field' (like a.amount)");
             return NULL;
         }
         span fsp = P->tok.sp;
@@ -532,8 +544,9 @@ binary(parser *P, tok_kind op, span opsp, node *a, node *b)
      * recursively: bound its height too. */
     unsigned h = 1 + (a->height > b->height ? a->height : b->height);
     if (h > VG_MAX_HEIGHT) {
-        diag_error(P->C, opsp, "expression is too long (more than %d operators deep); split "
-                               "it into smaller conditions",
+        diag_error(P->C, opsp,
+                   "expression is too long (more than %d operators deep); split "
+                   "it into smaller conditions",
                    VG_MAX_HEIGHT);
         P->too_deep = true;
         return NULL;
@@ -649,8 +662,7 @@ parse_match(parser *P)
             return NULL; /* the lexer said what is wrong with it */
         if (!at(P, T_REGEX)) {
             char what[64];
-            snprintf(what, sizeof what, "a regex like /pattern/ after '%s'",
-                     tok_spelling(op.kind));
+            snprintf(what, sizeof what, "a regex like /pattern/ after '%s'", tok_spelling(op.kind));
             error_expected(P, what);
             return NULL;
         }
@@ -852,8 +864,8 @@ parse_stream(parser *P, const char *after, uint8_t *stream, span *sp)
     error_expected(P, what);
     if (at(P, T_IDENT)) {
         static const char *const streams[] = {"txn", "event"};
-        const char *sug = diag_suggest(P->L->src + P->tok.lstart, P->tok.lend - P->tok.lstart,
-                                       streams, 2);
+        const char *sug =
+            diag_suggest(P->L->src + P->tok.lstart, P->tok.lend - P->tok.lstart, streams, 2);
         if (sug)
             diag_note(P->C, P->tok.sp, "did you mean '%s'?", sug);
     }
@@ -905,8 +917,8 @@ skip_quantifier(parser *P)
             advance(P);
             return;
         }
-        if (at(P, T_ARROW) || at(P, T_WITHIN) || is_clause_keyword(P->tok.kind) ||
-            at(P, T_RULE) || at(P, T_LIST) || at(P, T_LBRACE))
+        if (at(P, T_ARROW) || at(P, T_WITHIN) || is_clause_keyword(P->tok.kind) || at(P, T_RULE) ||
+            at(P, T_LIST) || at(P, T_LBRACE))
             return;
         advance(P);
     }
@@ -1114,8 +1126,7 @@ parse_duration(parser *P, const char *what, int64_t *ms)
         return *ms > 0;
     }
     if (at(P, T_NUMBER)) {
-        diag_error(P->C, P->tok.sp,
-                   "%s needs a unit: write 10m, 1h, 30s, 500ms or 7d", what);
+        diag_error(P->C, P->tok.sp, "%s needs a unit: write 10m, 1h, 30s, 500ms or 7d", what);
         advance(P);
         return false;
     }
@@ -1158,7 +1169,10 @@ parse_word(parser *P, const char *clause, const char *const *words, size_t n, in
         char list[96] = "";
         for (size_t i = 0; i < n; i++)
             snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s",
-                     i == 0 ? "" : i + 1 == n ? " or " : ", ", words[i]);
+                     i == 0       ? ""
+                     : i + 1 == n ? " or "
+                                  : ", ",
+                     words[i]);
         diag_error(P->C, P->tok.sp, "unknown %s '%.*s'; expected %s", clause,
                    (int)(len > 40 ? 40 : len), s, list);
         const char *sug = diag_suggest(s, len, words, n);
@@ -1170,7 +1184,10 @@ parse_word(parser *P, const char *clause, const char *const *words, size_t n, in
     char what[96] = "";
     for (size_t i = 0; i < n; i++)
         snprintf(what + strlen(what), sizeof what - strlen(what), "%s'%s'",
-                 i == 0 ? "" : i + 1 == n ? " or " : ", ", words[i]);
+                 i == 0       ? ""
+                 : i + 1 == n ? " or "
+                              : ", ",
+                 words[i]);
     snprintf(what + strlen(what), sizeof what - strlen(what), " after '%s'", clause);
     error_expected(P, what);
     return false;
@@ -1205,24 +1222,14 @@ parse_clause(parser *P, rule *r)
     advance(P);
     bool ok = true;
     switch (cl) {
-    case CL_DESCRIPTION:
-        ok = parse_string_value(P, "description", &into->description, NULL);
-        break;
-    case CL_KEY:
-        ok = (into->key = parse_expr(P)) != NULL;
-        break;
-    case CL_ON:
-        {
-            span ssp;
-            ok = parse_stream(P, "'on'", &into->on, &ssp);
-        }
-        break;
-    case CL_WHERE:
-        ok = (into->where = parse_expr(P)) != NULL;
-        break;
-    case CL_WHEN:
-        ok = (into->when = parse_expr(P)) != NULL;
-        break;
+    case CL_DESCRIPTION: ok = parse_string_value(P, "description", &into->description, NULL); break;
+    case CL_KEY: ok = (into->key = parse_expr(P)) != NULL; break;
+    case CL_ON: {
+        span ssp;
+        ok = parse_stream(P, "'on'", &into->on, &ssp);
+    } break;
+    case CL_WHERE: ok = (into->where = parse_expr(P)) != NULL; break;
+    case CL_WHEN: ok = (into->when = parse_expr(P)) != NULL; break;
     case CL_MATCH:
         P->in_match = true;
         into->match = parse_pattern(P);
@@ -1254,9 +1261,7 @@ parse_clause(parser *P, rule *r)
         into->action = (uint8_t)v;
         break;
     }
-    case CL_SUPPRESS:
-        ok = parse_duration(P, "'suppress'", &into->suppress_ms);
-        break;
+    case CL_SUPPRESS: ok = parse_duration(P, "'suppress'", &into->suppress_ms); break;
     case CL_MESSAGE:
         if (!at(P, T_STRING)) {
             error_expected(P, "a string after 'message'");
@@ -1297,8 +1302,7 @@ parse_clause(parser *P, rule *r)
         into->shadow = v == 1;
         break;
     }
-    default:
-        break;
+    default: break;
     }
     if (!dup) {
         r->has[cl] = true;
@@ -1386,7 +1390,8 @@ parse_rule(parser *P)
         if (at(P, T_IDENT)) {
             uint32_t len = P->tok.lend - P->tok.lstart;
             const char *s = P->L->src + P->tok.lstart;
-            const char *sug = diag_suggest(s, len, all_clause_names, VG_ARRAY_LEN(all_clause_names));
+            const char *sug =
+                diag_suggest(s, len, all_clause_names, VG_ARRAY_LEN(all_clause_names));
             diag_error(P->C, P->tok.sp, "unknown clause %s in rule '%s'", found(P, buf, sizeof buf),
                        r->name);
             if (sug)
@@ -1524,8 +1529,8 @@ parse_file(cstate *C, uint32_t f)
             diag_error(C, P.tok.sp, "expected 'rule' or 'list', found %s",
                        found(&P, buf, sizeof buf));
             if (at(&P, T_IDENT)) {
-                const char *sug = diag_suggest(L.src + P.tok.lstart, P.tok.lend - P.tok.lstart,
-                                               decls, 2);
+                const char *sug =
+                    diag_suggest(L.src + P.tok.lstart, P.tok.lend - P.tok.lstart, decls, 2);
                 if (sug)
                     diag_note(C, P.tok.sp, "did you mean '%s'?", sug);
             }

@@ -24,60 +24,60 @@ typedef struct span {
 
 /* ---- Tokens (lex.c) -------------------------------------------------------
  * TOK(name, spelling) — every token once; keywords are reserved words. */
-#define VG_PUNCT_TOKENS(TOK)                                                                     \
-    TOK(LBRACE, "{")                                                                             \
-    TOK(RBRACE, "}")                                                                             \
-    TOK(LPAREN, "(")                                                                             \
-    TOK(RPAREN, ")")                                                                             \
-    TOK(LBRACKET, "[")                                                                           \
-    TOK(RBRACKET, "]")                                                                           \
-    TOK(COMMA, ",")                                                                              \
-    TOK(COLON, ":")                                                                              \
-    TOK(DOT, ".")                                                                                \
-    TOK(ARROW, "->")                                                                             \
-    TOK(PLUS, "+")                                                                               \
-    TOK(MINUS, "-")                                                                              \
-    TOK(STAR, "*")                                                                               \
-    TOK(SLASH, "/")                                                                              \
-    TOK(PERCENT, "%")                                                                            \
-    TOK(EQ, "==")                                                                                \
-    TOK(NE, "!=")                                                                                \
-    TOK(LT, "<")                                                                                 \
-    TOK(LE, "<=")                                                                                \
-    TOK(GT, ">")                                                                                 \
-    TOK(GE, ">=")                                                                                \
-    TOK(TILDE, "~")                                                                              \
-    TOK(NTILDE, "!~")                                                                            \
+#define VG_PUNCT_TOKENS(TOK)                                                                       \
+    TOK(LBRACE, "{")                                                                               \
+    TOK(RBRACE, "}")                                                                               \
+    TOK(LPAREN, "(")                                                                               \
+    TOK(RPAREN, ")")                                                                               \
+    TOK(LBRACKET, "[")                                                                             \
+    TOK(RBRACKET, "]")                                                                             \
+    TOK(COMMA, ",")                                                                                \
+    TOK(COLON, ":")                                                                                \
+    TOK(DOT, ".")                                                                                  \
+    TOK(ARROW, "->")                                                                               \
+    TOK(PLUS, "+")                                                                                 \
+    TOK(MINUS, "-")                                                                                \
+    TOK(STAR, "*")                                                                                 \
+    TOK(SLASH, "/")                                                                                \
+    TOK(PERCENT, "%")                                                                              \
+    TOK(EQ, "==")                                                                                  \
+    TOK(NE, "!=")                                                                                  \
+    TOK(LT, "<")                                                                                   \
+    TOK(LE, "<=")                                                                                  \
+    TOK(GT, ">")                                                                                   \
+    TOK(GE, ">=")                                                                                  \
+    TOK(TILDE, "~")                                                                                \
+    TOK(NTILDE, "!~")                                                                              \
     TOK(ASSIGN, "=")
 
-#define VG_KEYWORD_TOKENS(TOK)                                                                   \
-    TOK(LIST, "list")                                                                            \
-    TOK(FILE, "file")                                                                            \
-    TOK(RULE, "rule")                                                                            \
-    TOK(DESCRIPTION, "description")                                                              \
-    TOK(KEY, "key")                                                                              \
-    TOK(ON, "on")                                                                                \
-    TOK(WHERE, "where")                                                                          \
-    TOK(WHEN, "when")                                                                            \
-    TOK(MATCH, "match")                                                                          \
-    TOK(WITHIN, "within")                                                                        \
-    TOK(SCORE, "score")                                                                          \
-    TOK(ACTION, "action")                                                                        \
-    TOK(SUPPRESS, "suppress")                                                                    \
-    TOK(MESSAGE, "message")                                                                      \
-    TOK(TAGS, "tags")                                                                            \
-    TOK(MODE, "mode")                                                                            \
-    TOK(TXN, "txn")                                                                              \
-    TOK(EVENT, "event")                                                                          \
-    TOK(NOT, "not")                                                                              \
-    TOK(BY, "by")                                                                                \
-    TOK(AND, "and")                                                                              \
-    TOK(OR, "or")                                                                                \
-    TOK(IN, "in")                                                                                \
-    TOK(OVER, "over")                                                                            \
-    TOK(BEFORE, "before")                                                                        \
-    TOK(HISTORY, "history")                                                                      \
-    TOK(TRUE, "true")                                                                            \
+#define VG_KEYWORD_TOKENS(TOK)                                                                     \
+    TOK(LIST, "list")                                                                              \
+    TOK(FILE, "file")                                                                              \
+    TOK(RULE, "rule")                                                                              \
+    TOK(DESCRIPTION, "description")                                                                \
+    TOK(KEY, "key")                                                                                \
+    TOK(ON, "on")                                                                                  \
+    TOK(WHERE, "where")                                                                            \
+    TOK(WHEN, "when")                                                                              \
+    TOK(MATCH, "match")                                                                            \
+    TOK(WITHIN, "within")                                                                          \
+    TOK(SCORE, "score")                                                                            \
+    TOK(ACTION, "action")                                                                          \
+    TOK(SUPPRESS, "suppress")                                                                      \
+    TOK(MESSAGE, "message")                                                                        \
+    TOK(TAGS, "tags")                                                                              \
+    TOK(MODE, "mode")                                                                              \
+    TOK(TXN, "txn")                                                                                \
+    TOK(EVENT, "event")                                                                            \
+    TOK(NOT, "not")                                                                                \
+    TOK(BY, "by")                                                                                  \
+    TOK(AND, "and")                                                                                \
+    TOK(OR, "or")                                                                                  \
+    TOK(IN, "in")                                                                                  \
+    TOK(OVER, "over")                                                                              \
+    TOK(BEFORE, "before")                                                                          \
+    TOK(HISTORY, "history")                                                                        \
+    TOK(TRUE, "true")                                                                              \
     TOK(FALSE, "false")
 
 typedef enum tok_kind {
@@ -90,9 +90,9 @@ typedef enum tok_kind {
 #define TOK(n, s) T_##n,
     VG_PUNCT_TOKENS(TOK)
 #define T_FIRST_KEYWORD T_LIST
-    VG_KEYWORD_TOKENS(TOK)
+        VG_KEYWORD_TOKENS(TOK)
 #undef TOK
-    T_NKINDS
+            T_NKINDS
 } tok_kind;
 
 enum { RX_I = 1, RX_M = 2, RX_S = 4, RX_X = 8 }; /* regex flags */
@@ -104,13 +104,13 @@ typedef struct token {
     uint32_t lstart; /* offsets in the lexer's own buffer (differs inside */
     uint32_t lend;   /* message templates, whose text is decoded) */
     union {
-        double num;      /* T_NUMBER */
-        int64_t ms;      /* T_DURATION */
-        struct {         /* T_STRING: decoded, NUL-terminated, in the arena */
+        double num; /* T_NUMBER */
+        int64_t ms; /* T_DURATION */
+        struct {    /* T_STRING: decoded, NUL-terminated, in the arena */
             const char *str;
             uint32_t len;
         } s;
-        struct {         /* T_REGEX: pattern as written (between the slashes) */
+        struct { /* T_REGEX: pattern as written (between the slashes) */
             const char *pat;
             uint32_t len;
             unsigned flags; /* RX_* */
@@ -132,37 +132,37 @@ typedef enum vtype {
     TY_TIME,
     TY_DURATION,
     TY_ENUM,
-    TY_NAME,  /* a bare name no scope knows: an enum value if context says so */
-    TY_LIST,  /* a list; elem says of what */
+    TY_NAME, /* a bare name no scope knows: an enum value if context says so */
+    TY_LIST, /* a list; elem says of what */
     TY_REGEX,
-    TY_STEP,  /* a pattern binding used as a value (only count(a) takes it) */
+    TY_STEP, /* a pattern binding used as a value (only count(a) takes it) */
 } vtype;
 
 typedef struct type {
-    uint8_t t;              /* vtype */
-    uint8_t elem;           /* TY_LIST: the element vtype, TY_ERROR if empty */
-    bool money;             /* a number in major units of a currency */
-    const vg_enum *en;      /* TY_ENUM, and TY_LIST of enums */
+    uint8_t t;         /* vtype */
+    uint8_t elem;      /* TY_LIST: the element vtype, TY_ERROR if empty */
+    bool money;        /* a number in major units of a currency */
+    const vg_enum *en; /* TY_ENUM, and TY_LIST of enums */
 } type;
 
 /* ---- Syntax tree (parse.c builds, check.c annotates) ---------------------- */
 
-#define VG_NODE_KINDS(N)                                                                         \
-    N(NUMBER)   /* num, text in sp */                                                            \
-    N(STRING)   /* str */                                                                        \
-    N(BOOL)     /* b */                                                                          \
-    N(DURATION) /* ms */                                                                         \
-    N(NAME)     /* name: a bare identifier, resolved by check.c */                               \
-    N(STREAM)   /* txn.NAME / event.NAME: stream, name */                                        \
-    N(MEMBER)   /* a.NAME: name = binding, field = NAME */                                       \
-    N(CALL)     /* fn(args...), a.fn(args...) (recv = binding name) */                           \
-    N(AGG)      /* aggregate: fn, args, window */                                                \
-    N(NEG)      /* -a */                                                                         \
-    N(NOT)      /* not a */                                                                      \
-    N(BINARY)   /* a op b (arithmetic, comparison) */                                            \
-    N(LOGIC)    /* args joined by op: 'and' or 'or' (n-ary, so long chains stay flat) */         \
-    N(IN)       /* a [not] in b */                                                               \
-    N(REGEX)    /* a ~ /re/, a !~ /re/ */                                                        \
+#define VG_NODE_KINDS(N)                                                                           \
+    N(NUMBER)   /* num, text in sp */                                                              \
+    N(STRING)   /* str */                                                                          \
+    N(BOOL)     /* b */                                                                            \
+    N(DURATION) /* ms */                                                                           \
+    N(NAME)     /* name: a bare identifier, resolved by check.c */                                 \
+    N(STREAM)   /* txn.NAME / event.NAME: stream, name */                                          \
+    N(MEMBER)   /* a.NAME: name = binding, field = NAME */                                         \
+    N(CALL)     /* fn(args...), a.fn(args...) (recv = binding name) */                             \
+    N(AGG)      /* aggregate: fn, args, window */                                                  \
+    N(NEG)      /* -a */                                                                           \
+    N(NOT)      /* not a */                                                                        \
+    N(BINARY)   /* a op b (arithmetic, comparison) */                                              \
+    N(LOGIC)    /* args joined by op: 'and' or 'or' (n-ary, so long chains stay flat) */           \
+    N(IN)       /* a [not] in b */                                                                 \
+    N(REGEX)    /* a ~ /re/, a !~ /re/ */                                                          \
     N(LIST)     /* [a, b, ...] */
 
 typedef enum node_kind {
@@ -180,30 +180,30 @@ typedef enum win_kind {
 
 /* Functions: FN(name, min args, max args, class). Aggregates double as
  * scalars where SPEC says so (min/max with two or more arguments). */
-#define VG_FUNCTIONS(FN)                                                                         \
-    FN(abs, 1, 1, FC_SCALAR)                                                                     \
-    FN(min, 1, 16, FC_AGG)                                                                       \
-    FN(max, 1, 16, FC_AGG)                                                                       \
-    FN(lower, 1, 1, FC_SCALAR)                                                                   \
-    FN(upper, 1, 1, FC_SCALAR)                                                                   \
-    FN(len, 1, 1, FC_SCALAR)                                                                     \
-    FN(contains, 2, 2, FC_SCALAR)                                                                \
-    FN(starts_with, 2, 2, FC_SCALAR)                                                             \
-    FN(ends_with, 2, 2, FC_SCALAR)                                                               \
-    FN(attr, 1, 1, FC_SCALAR)                                                                    \
-    FN(num, 1, 1, FC_SCALAR)                                                                     \
-    FN(geo_km, 4, 4, FC_SCALAR)                                                                  \
-    FN(hours, 1, 1, FC_SCALAR)                                                                   \
-    FN(minutes, 1, 1, FC_SCALAR)                                                                 \
-    FN(seconds, 1, 1, FC_SCALAR)                                                                 \
-    FN(hour_of_day, 1, 1, FC_SCALAR)                                                             \
-    FN(day_of_week, 1, 1, FC_SCALAR)                                                             \
-    FN(prev, 1, 1, FC_SCALAR)                                                                    \
-    FN(count, 0, 1, FC_AGG)                                                                      \
-    FN(sum, 1, 1, FC_AGG)                                                                        \
-    FN(avg, 1, 1, FC_AGG)                                                                        \
-    FN(distinct, 1, 1, FC_AGG)                                                                   \
-    FN(seen, 1, 1, FC_AGG)                                                                       \
+#define VG_FUNCTIONS(FN)                                                                           \
+    FN(abs, 1, 1, FC_SCALAR)                                                                       \
+    FN(min, 1, 16, FC_AGG)                                                                         \
+    FN(max, 1, 16, FC_AGG)                                                                         \
+    FN(lower, 1, 1, FC_SCALAR)                                                                     \
+    FN(upper, 1, 1, FC_SCALAR)                                                                     \
+    FN(len, 1, 1, FC_SCALAR)                                                                       \
+    FN(contains, 2, 2, FC_SCALAR)                                                                  \
+    FN(starts_with, 2, 2, FC_SCALAR)                                                               \
+    FN(ends_with, 2, 2, FC_SCALAR)                                                                 \
+    FN(attr, 1, 1, FC_SCALAR)                                                                      \
+    FN(num, 1, 1, FC_SCALAR)                                                                       \
+    FN(geo_km, 4, 4, FC_SCALAR)                                                                    \
+    FN(hours, 1, 1, FC_SCALAR)                                                                     \
+    FN(minutes, 1, 1, FC_SCALAR)                                                                   \
+    FN(seconds, 1, 1, FC_SCALAR)                                                                   \
+    FN(hour_of_day, 1, 1, FC_SCALAR)                                                               \
+    FN(day_of_week, 1, 1, FC_SCALAR)                                                               \
+    FN(prev, 1, 1, FC_SCALAR)                                                                      \
+    FN(count, 0, 1, FC_AGG)                                                                        \
+    FN(sum, 1, 1, FC_AGG)                                                                          \
+    FN(avg, 1, 1, FC_AGG)                                                                          \
+    FN(distinct, 1, 1, FC_AGG)                                                                     \
+    FN(seen, 1, 1, FC_AGG)                                                                         \
     FN(first, 1, 1, FC_AGG)
 
 typedef enum fn_id {
@@ -211,7 +211,7 @@ typedef enum fn_id {
 #define FN(n, lo, hi, c) FN_##n,
     VG_FUNCTIONS(FN)
 #undef FN
-    FN_COUNT_
+        FN_COUNT_
 } fn_id;
 
 enum { FC_SCALAR = 1, FC_AGG = 2 };
@@ -234,21 +234,21 @@ typedef enum ref_kind {
     REF_FIELD, /* a field of the current event (or of a step's, via MEMBER) */
     REF_STEP,  /* a pattern binding itself (count(a)) */
     REF_LIST,
-    REF_ENUM,  /* an enum constant */
+    REF_ENUM, /* an enum constant */
 } ref_kind;
 
 typedef struct node node;
 struct node {
-    uint8_t kind;  /* node_kind */
-    uint8_t op;    /* N_BINARY: the operator's tok_kind; N_IN/N_REGEX: 1 = negated */
-    uint8_t paren; /* written inside parentheses (for "comparisons do not chain") */
+    uint8_t kind;    /* node_kind */
+    uint8_t op;      /* N_BINARY: the operator's tok_kind; N_IN/N_REGEX: 1 = negated */
+    uint8_t paren;   /* written inside parentheses (for "comparisons do not chain") */
     uint16_t height; /* of the operator chain below (bounded by VG_MAX_HEIGHT) */
-    type ty;       /* set by check.c */
-    span sp;       /* the whole expression */
-    span sp2;      /* N_STREAM/N_MEMBER: the field name; N_CALL/N_AGG: the callee;
-                      N_BINARY/N_IN/N_REGEX: the operator; N_AGG: the window */
-    node *a, *b;   /* operands; N_IN: b is the list; N_NEG/N_NOT: a */
-    node **args;   /* N_CALL, N_AGG, N_LIST, N_LOGIC */
+    type ty;         /* set by check.c */
+    span sp;         /* the whole expression */
+    span sp2;        /* N_STREAM/N_MEMBER: the field name; N_CALL/N_AGG: the callee;
+                        N_BINARY/N_IN/N_REGEX: the operator; N_AGG: the window */
+    node *a, *b;     /* operands; N_IN: b is the list; N_NEG/N_NOT: a */
+    node **args;     /* N_CALL, N_AGG, N_LIST, N_LOGIC */
     uint32_t nargs;
     const char *name; /* N_NAME, N_STREAM/N_MEMBER field, N_CALL receiver */
     uint32_t namelen;
@@ -264,23 +264,23 @@ struct node {
         } s;
     } v;
     /* N_CALL / N_AGG */
-    uint8_t fn;      /* fn_id */
-    uint8_t win;     /* win_kind */
-    int64_t win_ms;  /* WIN_RANGE, WIN_BEFORE */
+    uint8_t fn;     /* fn_id */
+    uint8_t win;    /* win_kind */
+    int64_t win_ms; /* WIN_RANGE, WIN_BEFORE */
     /* N_REGEX */
     const char *rx_pat;
     uint32_t rx_len;
     unsigned rx_flags;
-    span rx_sp;         /* the pattern text, for pcre2 error offsets */
-    bool rx_exact;      /* rx_sp maps pattern bytes 1:1 (not inside a template) */
-    void *rx_code;      /* pcre2_code *, owned by the rule set */
+    span rx_sp;    /* the pattern text, for pcre2 error offsets */
+    bool rx_exact; /* rx_sp maps pattern bytes 1:1 (not inside a template) */
+    void *rx_code; /* pcre2_code *, owned by the rule set */
     /* resolution (check.c) */
-    uint8_t ref;             /* ref_kind */
-    uint8_t stream;          /* REF_FIELD: vg_stream_id of the event read */
-    int16_t step;            /* REF_FIELD via a binding, REF_STEP: step index; -1 current */
-    const vg_field *field;   /* REF_FIELD */
-    list_decl *list;         /* REF_LIST */
-    int enum_value;          /* REF_ENUM */
+    uint8_t ref;           /* ref_kind */
+    uint8_t stream;        /* REF_FIELD: vg_stream_id of the event read */
+    int16_t step;          /* REF_FIELD via a binding, REF_STEP: step index; -1 current */
+    const vg_field *field; /* REF_FIELD */
+    list_decl *list;       /* REF_LIST */
+    int enum_value;        /* REF_ENUM */
 };
 
 /* A message template: literal text and {expr} parts, in order. */
@@ -298,11 +298,11 @@ typedef struct tmpl {
 
 /* One step of a pattern. */
 typedef struct step {
-    bool neg;           /* a `not` step */
-    const char *name;   /* binding (positive steps) */
+    bool neg;         /* a `not` step */
+    const char *name; /* binding (positive steps) */
     uint32_t namelen;
     span name_sp;
-    uint8_t stream;     /* vg_stream_id */
+    uint8_t stream; /* vg_stream_id */
     span stream_sp;
     node *by;           /* NULL: the rule's key */
     node *where;        /* the step's own condition, or NULL */
@@ -310,7 +310,7 @@ typedef struct step {
     node *rule_key;     /* check.c: the rule's `key` (no `by`), copied and checked likewise */
     int32_t qmin, qmax; /* quantifier; qmin 0 = none; qmax -1 = no upper bound */
     span quant_sp;
-    span sp;            /* the whole step */
+    span sp; /* the whole step */
 } step;
 
 typedef struct pattern {
@@ -322,52 +322,52 @@ typedef struct pattern {
 typedef enum action_kind { ACT_ALLOW = 0, ACT_REVIEW, ACT_BLOCK } action_kind;
 
 /* Rule clauses, for "at most once" and for messages. */
-#define VG_CLAUSES(CL)                                                                           \
-    CL(DESCRIPTION, "description")                                                               \
-    CL(KEY, "key")                                                                               \
-    CL(ON, "on")                                                                                 \
-    CL(WHERE, "where")                                                                           \
-    CL(WHEN, "when")                                                                             \
-    CL(MATCH, "match")                                                                           \
-    CL(SCORE, "score")                                                                           \
-    CL(ACTION, "action")                                                                         \
-    CL(SUPPRESS, "suppress")                                                                     \
-    CL(MESSAGE, "message")                                                                       \
-    CL(TAGS, "tags")                                                                             \
+#define VG_CLAUSES(CL)                                                                             \
+    CL(DESCRIPTION, "description")                                                                 \
+    CL(KEY, "key")                                                                                 \
+    CL(ON, "on")                                                                                   \
+    CL(WHERE, "where")                                                                             \
+    CL(WHEN, "when")                                                                               \
+    CL(MATCH, "match")                                                                             \
+    CL(SCORE, "score")                                                                             \
+    CL(ACTION, "action")                                                                           \
+    CL(SUPPRESS, "suppress")                                                                       \
+    CL(MESSAGE, "message")                                                                         \
+    CL(TAGS, "tags")                                                                               \
     CL(MODE, "mode")
 
 typedef enum clause_id {
 #define CL(n, s) CL_##n,
     VG_CLAUSES(CL)
 #undef CL
-    CL_COUNT_
+        CL_COUNT_
 } clause_id;
 
 struct rule {
     const char *name;
     uint32_t namelen;
     span name_sp;
-    span sp;           /* from `rule` to its `}` */
-    uint32_t file;     /* index into cstate.files */
-    bool bad;          /* no name or no body: not checked at all */
+    span sp;                   /* from `rule` to its `}` */
+    uint32_t file;             /* index into cstate.files */
+    bool bad;                  /* no name or no body: not checked at all */
     span clause_sp[CL_COUNT_]; /* where each clause was given (end 0: absent) */
     bool has[CL_COUNT_];
-    bool failed[CL_COUNT_];    /* the clause had a syntax error: not checked */
-    bool stray_within;         /* `within` came before `match` (reported) */
+    bool failed[CL_COUNT_]; /* the clause had a syntax error: not checked */
+    bool stray_within;      /* `within` came before `match` (reported) */
     const char *description;
-    node *key;         /* NULL: account_id */
-    uint8_t on;        /* vg_stream_id of a `when` rule */
+    node *key;  /* NULL: account_id */
+    uint8_t on; /* vg_stream_id of a `when` rule */
     node *where;
-    node *when;        /* NULL: true */
+    node *when; /* NULL: true */
     pattern *match;
     int64_t within_ms;
-    int score;         /* 0..100 */
-    uint8_t action;    /* action_kind */
+    int score;      /* 0..100 */
+    uint8_t action; /* action_kind */
     int64_t suppress_ms;
     tmpl *message;
     const char **tags;
     uint32_t ntags;
-    bool shadow;       /* mode shadow */
+    bool shadow; /* mode shadow */
 };
 
 struct list_decl {
@@ -378,32 +378,32 @@ struct list_decl {
     bool bad;
     bool from_file;
     span path_sp;
-    const char *path;  /* as written */
-    node **items;      /* literal items (inline lists) */
+    const char *path; /* as written */
+    node **items;     /* literal items (inline lists) */
     uint32_t nitems;
-    const char **values;  /* file lists: the values (strings) */
+    const char **values; /* file lists: the values (strings) */
     uint32_t *value_lens;
     uint32_t *value_offs; /* where each value stands in the list file */
     uint32_t vfile;       /* the list file (index into cstate.files) */
     uint32_t nvalues;
-    uint8_t elem;         /* vtype of the items: TY_NUMBER or TY_STRING; TY_ERROR empty */
+    uint8_t elem; /* vtype of the items: TY_NUMBER or TY_STRING; TY_ERROR empty */
 };
 
 /* ---- Compilation state --------------------------------------------------- */
 
 typedef struct srcfile {
-    const char *name;  /* as diagnostics print it */
-    const char *text;  /* NUL-terminated */
+    const char *name; /* as diagnostics print it */
+    const char *text; /* NUL-terminated */
     uint32_t len;
-    uint32_t *lines;   /* start offset of each line, built on first need */
+    uint32_t *lines; /* start offset of each line, built on first need */
     uint32_t nlines;
-    bool is_list;      /* a list file, not a rule file */
+    bool is_list; /* a list file, not a rule file */
     unsigned nerrors;
-    bool stopped;      /* hit max_errors: say nothing more about it */
+    bool stopped; /* hit max_errors: say nothing more about it */
 } srcfile;
 
-#define VG_MAX_DEPTH 200   /* nesting of expressions, a limit on stack use */
-#define VG_MAX_HEIGHT 1000 /* operators chained in one expression (a + b + ...) */
+#define VG_MAX_DEPTH 200        /* nesting of expressions, a limit on stack use */
+#define VG_MAX_HEIGHT 1000      /* operators chained in one expression (a + b + ...) */
 #define VG_MAX_FILE (64u << 20) /* bytes per rule or list file */
 
 typedef struct cstate {
@@ -417,7 +417,7 @@ typedef struct cstate {
     uint32_t nrules, caprules;
     list_decl **lists;
     uint32_t nlists, caplists;
-    list_decl **list_index; /* check.c: hash set of lists by name (first of a name) */
+    list_decl **list_index;  /* check.c: hash set of lists by name (first of a name) */
     uint32_t list_index_cap; /* a power of two */
     unsigned nerrors;
     unsigned nsoft; /* errors that belong to no clause (bad bytes in comments) */
@@ -470,7 +470,7 @@ char *cstate_strndup(cstate *C, const char *s, size_t len);
 typedef struct lexer {
     cstate *C;
     uint32_t file;
-    const char *src;     /* the text being lexed */
+    const char *src; /* the text being lexed */
     uint32_t len;
     uint32_t pos;
     const uint32_t *map; /* src offset -> file offset (templates); NULL: identity */
@@ -486,8 +486,7 @@ span lex_span(const lexer *L, uint32_t lstart, uint32_t lend);
 /* Decodes the string token t (whose text is L->src[t.lstart..t.lend)) for a
  * message template: *text gets the contents with escapes decoded and *map
  * (len + 1 entries) the file offset of each decoded byte. */
-bool lex_decode_template(lexer *L, const token *t, char **text, uint32_t *len,
-                         uint32_t **map);
+bool lex_decode_template(lexer *L, const token *t, char **text, uint32_t *len, uint32_t **map);
 
 /* parse.c: parses file f, appending its rules and lists to C. */
 void parse_file(cstate *C, uint32_t f);

@@ -17,10 +17,9 @@
 
 #include "rulesInt.h"
 
-const fn_info vg_functions[FN_COUNT_] = {
-    [FN_NONE] = {"", 0, 0, 0},
+const fn_info vg_functions[FN_COUNT_] = {[FN_NONE] = {"", 0, 0, 0},
 #define FN(n, lo, hi, c) [FN_##n] = {#n, lo, hi, c},
-    VG_FUNCTIONS(FN)
+                                         VG_FUNCTIONS(FN)
 #undef FN
 };
 
@@ -104,8 +103,9 @@ looks_binary(cstate *C, uint32_t f)
     if (nul == NULL)
         return false;
     span sp = {f, (uint32_t)(nul - sf->text), (uint32_t)(nul - sf->text) + 1};
-    diag_error(C, sp, "this is not a text file (NUL byte at offset %u); rule files are UTF-8 "
-                      "text",
+    diag_error(C, sp,
+               "this is not a text file (NUL byte at offset %u); rule files are UTF-8 "
+               "text",
                sp.start);
     return true;
 }

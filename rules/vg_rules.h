@@ -24,10 +24,10 @@ typedef enum vg_severity {
 /* One diagnostic. Every pointer is valid only during the callback. */
 typedef struct vg_diag {
     vg_severity severity;
-    const char *file;  /* as given (path or source name); NULL: no location */
-    unsigned line;     /* 1-based; 0 when there is no location */
-    unsigned col;      /* 1-based, in bytes */
-    unsigned end_col;  /* exclusive, in bytes, on the same line; >= col */
+    const char *file; /* as given (path or source name); NULL: no location */
+    unsigned line;    /* 1-based; 0 when there is no location */
+    unsigned col;     /* 1-based, in bytes */
+    unsigned end_col; /* exclusive, in bytes, on the same line; >= col */
     const char *message;
     const char *line_text; /* the source line without its newline, or NULL */
     size_t line_len;       /* bytes */
@@ -50,8 +50,8 @@ typedef struct vg_compile_opts {
     const vg_schema *schema; /* NULL: vg_schema_default() */
     vg_diag_fn diag;         /* NULL: diagnostics are only counted */
     void *diag_ctx;
-    unsigned max_errors;  /* per file before "too many errors"; 0 means 100 */
-    bool no_list_files;   /* refuse `list X = file "..."` (fuzzing, sandboxes) */
+    unsigned max_errors; /* per file before "too many errors"; 0 means 100 */
+    bool no_list_files;  /* refuse `list X = file "..."` (fuzzing, sandboxes) */
 } vg_compile_opts;
 
 /* A rule source held in memory. name is what diagnostics print; list files
@@ -79,9 +79,8 @@ vg_err vg_ruleset_compile(const char *const *paths, size_t npaths, const vg_comp
                           unsigned *nerrors, vg_ruleset **out);
 
 /* Compiles sources held in memory, in the order given. Same results. */
-vg_err vg_ruleset_compile_sources(const vg_source *srcs, size_t nsrcs,
-                                  const vg_compile_opts *opts, unsigned *nerrors,
-                                  vg_ruleset **out);
+vg_err vg_ruleset_compile_sources(const vg_source *srcs, size_t nsrcs, const vg_compile_opts *opts,
+                                  unsigned *nerrors, vg_ruleset **out);
 
 vg_ruleset *vg_ruleset_ref(vg_ruleset *rs);
 void vg_ruleset_unref(vg_ruleset *rs); /* NULL is a no-op */

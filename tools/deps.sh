@@ -5,7 +5,7 @@
 set -eu
 
 pkgs="build-essential cmake pkg-config git
-      clang libclang-rt-14-dev
+      clang libclang-rt-14-dev clang-format
       protobuf-c-compiler libprotobuf-c-dev
       libpcre2-dev
       libcmocka-dev"

@@ -60,8 +60,7 @@ typedef struct vg_buf {
 vg_err vg_buf_append(vg_buf *b, const void *p, size_t n);
 vg_err vg_buf_puts(vg_buf *b, const char *s);
 vg_err vg_buf_putc(vg_buf *b, char c);
-vg_err vg_buf_printf(vg_buf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+vg_err vg_buf_printf(vg_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void vg_buf_free(vg_buf *b);
 
 /* Reads a whole file into *out (NUL-terminated). On failure returns VG_ENOENT

@@ -79,9 +79,9 @@ test_check_types_and_durations(void **state)
     assert_one_error("rule r { where amount and true }",
                      "t.vgl:1:16: error: 'and' needs true/false conditions, but this is a number",
                      NULL);
-    assert_one_error("rule r { where amount + 1 }",
-                     "t.vgl:1:16: error: 'where' needs a true/false condition, but this is a number",
-                     NULL);
+    assert_one_error(
+        "rule r { where amount + 1 }",
+        "t.vgl:1:16: error: 'where' needs a true/false condition, but this is a number", NULL);
     assert_one_error("rule r { key amount > 5 }",
                      "t.vgl:1:14: error: a key must be a string, a number or an enum, but this is "
                      "a bool",

@@ -7,9 +7,15 @@ static void
 test_diag_renders_clang_style_with_underline(void **state)
 {
     (void)state;
-    vg_diag d = {.severity = VG_SEV_ERROR, .file = "r.vgl", .line = 3, .col = 9, .end_col = 14,
-                 .message = "'amout' is not a field of txn", .line_text = "  where amout > 5",
-                 .line_len = 17, .show_source = true};
+    vg_diag d = {.severity = VG_SEV_ERROR,
+                 .file = "r.vgl",
+                 .line = 3,
+                 .col = 9,
+                 .end_col = 14,
+                 .message = "'amout' is not a field of txn",
+                 .line_text = "  where amout > 5",
+                 .line_len = 17,
+                 .show_source = true};
     vg_buf b = {0};
     assert_int_equal(vg_diag_render(&d, false, &b), VG_OK);
     assert_string_equal(b.data, "r.vgl:3:9: error: 'amout' is not a field of txn\n"
@@ -24,8 +30,15 @@ test_diag_keeps_tabs_and_counts_code_points(void **state)
     (void)state;
     /* "\tcafé x": the caret under x sits after a tab and 5 code points */
     const char *line = "\tcaf\xC3\xA9 x";
-    vg_diag d = {.severity = VG_SEV_ERROR, .file = "r.vgl", .line = 1, .col = 8, .end_col = 9,
-                 .message = "m", .line_text = line, .line_len = strlen(line), .show_source = true};
+    vg_diag d = {.severity = VG_SEV_ERROR,
+                 .file = "r.vgl",
+                 .line = 1,
+                 .col = 8,
+                 .end_col = 9,
+                 .message = "m",
+                 .line_text = line,
+                 .line_len = strlen(line),
+                 .show_source = true};
     vg_buf b = {0};
     vg_diag_render(&d, false, &b);
     assert_string_equal(b.data, "r.vgl:1:8: error: m\n  \tcaf\xC3\xA9 x\n  \t     ^\n");
@@ -36,8 +49,15 @@ static void
 test_diag_marks_end_of_line_and_hides_bad_bytes(void **state)
 {
     (void)state;
-    vg_diag d = {.severity = VG_SEV_ERROR, .file = "r.vgl", .line = 1, .col = 4, .end_col = 4,
-                 .message = "m", .line_text = "a\x01\xFF", .line_len = 3, .show_source = true};
+    vg_diag d = {.severity = VG_SEV_ERROR,
+                 .file = "r.vgl",
+                 .line = 1,
+                 .col = 4,
+                 .end_col = 4,
+                 .message = "m",
+                 .line_text = "a\x01\xFF",
+                 .line_len = 3,
+                 .show_source = true};
     vg_buf b = {0};
     vg_diag_render(&d, false, &b);
     assert_string_equal(b.data, "r.vgl:1:4: error: m\n  a??\n     ^\n");
@@ -52,8 +72,15 @@ test_diag_shows_a_window_of_long_lines(void **state)
     memset(line, 'a', 1000);
     line[1000] = '\0';
     memcpy(line + 500, "XY", 2);
-    vg_diag d = {.severity = VG_SEV_ERROR, .file = "r.vgl", .line = 1, .col = 501, .end_col = 503,
-                 .message = "m", .line_text = line, .line_len = 1000, .show_source = true};
+    vg_diag d = {.severity = VG_SEV_ERROR,
+                 .file = "r.vgl",
+                 .line = 1,
+                 .col = 501,
+                 .end_col = 503,
+                 .message = "m",
+                 .line_text = line,
+                 .line_len = 1000,
+                 .show_source = true};
     vg_buf b = {0};
     vg_diag_render(&d, false, &b);
     const char *src = strchr(b.data, '\n') + 1;
@@ -69,12 +96,17 @@ static void
 test_diag_notes_and_plain_messages(void **state)
 {
     (void)state;
-    vg_diag note = {.severity = VG_SEV_NOTE, .file = "r.vgl", .line = 3, .col = 9,
-                    .message = "did you mean 'amount'?", .line_text = "x", .line_len = 1,
+    vg_diag note = {.severity = VG_SEV_NOTE,
+                    .file = "r.vgl",
+                    .line = 3,
+                    .col = 9,
+                    .message = "did you mean 'amount'?",
+                    .line_text = "x",
+                    .line_len = 1,
                     .show_source = false};
     vg_diag plain = {.severity = VG_SEV_ERROR, .message = "can't open 'x': No such file"};
-    vg_diag fileonly = {.severity = VG_SEV_ERROR, .file = "r.vgl",
-                        .message = "too many errors; stopping"};
+    vg_diag fileonly = {
+        .severity = VG_SEV_ERROR, .file = "r.vgl", .message = "too many errors; stopping"};
     vg_buf b = {0};
     vg_diag_render(&note, false, &b);
     vg_diag_render(&plain, false, &b);
@@ -89,8 +121,15 @@ static void
 test_diag_colors_only_when_asked(void **state)
 {
     (void)state;
-    vg_diag d = {.severity = VG_SEV_ERROR, .file = "r.vgl", .line = 1, .col = 1, .end_col = 2,
-                 .message = "m", .line_text = "x", .line_len = 1, .show_source = true};
+    vg_diag d = {.severity = VG_SEV_ERROR,
+                 .file = "r.vgl",
+                 .line = 1,
+                 .col = 1,
+                 .end_col = 2,
+                 .message = "m",
+                 .line_text = "x",
+                 .line_len = 1,
+                 .show_source = true};
     vg_buf b = {0};
     vg_diag_render(&d, true, &b);
     assert_non_null(strstr(b.data, "\033[1;31merror"));

@@ -46,10 +46,10 @@ test_lex_rule_header_and_operators(void **state)
     (void)state;
     lexed L;
     lex_all(&L, "rule r1 { where a.amount >= 5 and x != y or not z -> w <= 1 == 2 < 3 > 4 }");
-    tok_kind want[] = {T_RULE, T_IDENT, T_LBRACE, T_WHERE, T_IDENT, T_DOT, T_IDENT, T_GE,
-                       T_NUMBER, T_AND, T_IDENT, T_NE, T_IDENT, T_OR, T_NOT, T_IDENT, T_ARROW,
-                       T_IDENT, T_LE, T_NUMBER, T_EQ, T_NUMBER, T_LT, T_NUMBER, T_GT, T_NUMBER,
-                       T_RBRACE, T_EOF};
+    tok_kind want[] = {T_RULE,   T_IDENT,  T_LBRACE, T_WHERE, T_IDENT,  T_DOT,    T_IDENT,
+                       T_GE,     T_NUMBER, T_AND,    T_IDENT, T_NE,     T_IDENT,  T_OR,
+                       T_NOT,    T_IDENT,  T_ARROW,  T_IDENT, T_LE,     T_NUMBER, T_EQ,
+                       T_NUMBER, T_LT,     T_NUMBER, T_GT,    T_NUMBER, T_RBRACE, T_EOF};
     assert_int_equal(L.n, (int)VG_ARRAY_LEN(want));
     for (int i = 0; i < L.n; i++)
         assert_int_equal(L.toks[i].kind, want[i]);
@@ -72,7 +72,12 @@ test_lex_numbers_and_durations(void **state)
     assert_true(L.toks[1].v.num == 5.0);
     assert_true(L.toks[2].v.num == 1e6);
     assert_true(L.toks[3].v.num == 2.5e-3);
-    int64_t ms[] = {500, 30000, 600000, 3600000, 7 * 86400000LL, 5400000,
+    int64_t ms[] = {500,
+                    30000,
+                    600000,
+                    3600000,
+                    7 * 86400000LL,
+                    5400000,
                     86400000LL + 2 * 3600000 + 3 * 60000 + 4000 + 5};
     for (int i = 0; i < 7; i++) {
         assert_int_equal(L.toks[4 + i].kind, T_DURATION);
@@ -107,8 +112,8 @@ test_lex_regex_only_after_match_operators(void **state)
     (void)state;
     lexed L;
     lex_all(&L, "a / b ~ /x\\/y/ims c !~ /d/");
-    tok_kind want[] = {T_IDENT, T_SLASH, T_IDENT, T_TILDE, T_REGEX, T_IDENT, T_NTILDE, T_REGEX,
-                       T_EOF};
+    tok_kind want[] = {T_IDENT, T_SLASH,  T_IDENT, T_TILDE, T_REGEX,
+                       T_IDENT, T_NTILDE, T_REGEX, T_EOF};
     assert_int_equal(L.n, (int)VG_ARRAY_LEN(want));
     for (int i = 0; i < L.n; i++)
         assert_int_equal(L.toks[i].kind, want[i]);
@@ -135,8 +140,8 @@ test_lex_regex_pattern_and_flags(void **state)
 
     lex_all(&L, "x ~ /abc/g");
     lex_done(&L);
-    assert_non_null(strstr(L.cap.text.data,
-                           "t.vgl:1:10: error: unknown regex flag 'g'; the flags are i, m, s and x"));
+    assert_non_null(strstr(
+        L.cap.text.data, "t.vgl:1:10: error: unknown regex flag 'g'; the flags are i, m, s and x"));
     lex_free(&L);
 
     lex_all(&L, "x ~ /abc\ny");
@@ -168,7 +173,8 @@ test_lex_reports_string_errors_in_place(void **state)
     lex_all(&L, "\"a\\qb\" \"\\u{D800}\" \"\\u{}\" \"open\nnext");
     lex_done(&L);
     assert_non_null(strstr(L.cap.text.data, "t.vgl:1:3: error: unknown escape '\\q' in a string"));
-    assert_non_null(strstr(L.cap.text.data, "t.vgl:1:9: error: \\u{D800} is a surrogate, not a character"));
+    assert_non_null(
+        strstr(L.cap.text.data, "t.vgl:1:9: error: \\u{D800} is a surrogate, not a character"));
     assert_non_null(strstr(L.cap.text.data, "t.vgl:1:20: error: bad \\u escape"));
     assert_non_null(strstr(L.cap.text.data, "t.vgl:1:26: error: missing closing quote"));
     assert_int_equal(L.cap.errors, 4);
@@ -182,8 +188,8 @@ test_lex_keywords_comments_and_bad_characters(void **state)
     lexed L;
     lex_all(&L, "list listing # a comment with \"quotes\" and /slashes/\n"
                 "txn event over before history @ 'x' !");
-    tok_kind want[] = {T_LIST, T_IDENT, T_TXN, T_EVENT, T_OVER, T_BEFORE, T_HISTORY,
-                       T_STRING, T_EOF};
+    tok_kind want[] = {T_LIST,   T_IDENT,   T_TXN,    T_EVENT, T_OVER,
+                       T_BEFORE, T_HISTORY, T_STRING, T_EOF};
     assert_int_equal(L.n, (int)VG_ARRAY_LEN(want));
     for (int i = 0; i < L.n; i++)
         assert_int_equal(L.toks[i].kind, want[i]);

@@ -56,8 +56,16 @@ sexpr(const node *n, vg_buf *b)
         }
         vg_buf_puts(b, ")");
         break;
-    case N_NEG: vg_buf_puts(b, "(neg "); sexpr(n->a, b); vg_buf_puts(b, ")"); break;
-    case N_NOT: vg_buf_puts(b, "(not "); sexpr(n->a, b); vg_buf_puts(b, ")"); break;
+    case N_NEG:
+        vg_buf_puts(b, "(neg ");
+        sexpr(n->a, b);
+        vg_buf_puts(b, ")");
+        break;
+    case N_NOT:
+        vg_buf_puts(b, "(not ");
+        sexpr(n->a, b);
+        vg_buf_puts(b, ")");
+        break;
     case N_BINARY:
         vg_buf_printf(b, "(%s ", tok_spelling((tok_kind)n->op));
         sexpr(n->a, b);
@@ -217,8 +225,8 @@ test_parse_reads_every_clause(void **state)
     assert_string_equal(m->parts[2].text, " b {c} ");
     assert_int_equal(m->parts[3].expr->kind, N_BINARY);
     /* expressions inside a template point back into the file */
-    assert_int_equal(m->parts[1].expr->sp.start, (uint32_t)(strstr(P.C.files[0].text, "{x}") -
-                                                            P.C.files[0].text) + 1);
+    assert_int_equal(m->parts[1].expr->sp.start,
+                     (uint32_t)(strstr(P.C.files[0].text, "{x}") - P.C.files[0].text) + 1);
     for (int i = 0; i < CL_COUNT_; i++)
         assert_false(r->failed[i]);
     parse_done(&P);
@@ -263,11 +271,11 @@ test_parse_recovers_at_clauses_and_declarations(void **state)
     captured cap;
     vg_ruleset *rs = NULL;
     const char *src = "rule a {\n"
-                      "  where amount >\n"        /* 1: missing operand */
-                      "  score 500\n"             /* 2: out of range */
-                      "  action maybe\n"          /* 3: unknown action */
+                      "  where amount >\n" /* 1: missing operand */
+                      "  score 500\n"      /* 2: out of range */
+                      "  action maybe\n"   /* 3: unknown action */
                       "}\n"
-                      "bogus\n"                   /* 4: not a declaration */
+                      "bogus\n" /* 4: not a declaration */
                       "rule b {\n"
                       "  when (count() over 1h\n" /* 5: unclosed paren */
                       "  suppress 10\n"           /* 6: no unit */
@@ -356,8 +364,8 @@ test_parse_templates_report_brace_errors(void **state)
     (void)state;
     assert_one_error("rule r { message \"a } b\" }",
                      "t.vgl:1:21: error: unmatched '}' in a message; write '}}' for a brace", NULL);
-    assert_one_error("rule r { message \"a {} b\" }",
-                     "t.vgl:1:21: error: empty '{}' in a message", NULL);
+    assert_one_error("rule r { message \"a {} b\" }", "t.vgl:1:21: error: empty '{}' in a message",
+                     NULL);
     assert_one_error("rule r { message \"a {amount b\" }",
                      "t.vgl:1:29: error: expected '}' to close '{' at 1:21, found 'b'", NULL);
     /* an escape before the expression shifts nothing: columns are the file's */

@@ -106,8 +106,7 @@ test_fields_added_to_the_proto_appear_in_the_schema(void **state)
     vg_schema *sc = NULL;
     char why[256];
     assert_int_equal(vg_schema_new(&vigiltest__v1__transaction__descriptor,
-                                   &vigiltest__v1__account_event__descriptor, why, sizeof why,
-                                   &sc),
+                                   &vigiltest__v1__account_event__descriptor, why, sizeof why, &sc),
                      VG_OK);
     const vg_field *f = field(sc, VG_STREAM_TXN, "risk_segment");
     assert_non_null(f);
@@ -142,9 +141,8 @@ test_clashing_rule_names_are_refused(void **state)
     md.fields = fields;
     vg_schema *sc = NULL;
     char why[256] = "";
-    assert_int_equal(vg_schema_new(&md, &vigil__v1__account_event__descriptor, why, sizeof why,
-                                   &sc),
-                     VG_EINVAL);
+    assert_int_equal(
+        vg_schema_new(&md, &vigil__v1__account_event__descriptor, why, sizeof why, &sc), VG_EINVAL);
     assert_null(sc);
     assert_non_null(strstr(why, "'amount_minor' and 'amount' are both called 'amount'"));
     free(fields);

@@ -40,22 +40,22 @@ compile_with(const vg_schema *schema, const char *src, captured *cap, vg_ruleset
 {
     memset(cap, 0, sizeof *cap);
     vg_buf_append(&cap->text, "", 0);
-    vg_compile_opts opts = {.schema = schema, .diag = capture_diag, .diag_ctx = cap,
-                            .no_list_files = true};
+    vg_compile_opts opts = {
+        .schema = schema, .diag = capture_diag, .diag_ctx = cap, .no_list_files = true};
     vg_source s = {"t.vgl", src, strlen(src)};
     return vg_ruleset_compile_sources(&s, 1, &opts, NULL, rs);
 }
 
 /* Asserts that src compiles; prints the diagnostics when it does not. */
-#define assert_compiles(src)                                                                     \
-    do {                                                                                         \
-        captured cap_;                                                                           \
-        vg_ruleset *rs_ = NULL;                                                                  \
-        vg_err e_ = compile_with(NULL, (src), &cap_, &rs_);                                      \
-        if (e_ != VG_OK)                                                                         \
-            fail_msg("expected to compile:\n%s\ngot:\n%s", (src), cap_.text.data);               \
-        vg_ruleset_unref(rs_);                                                                   \
-        vg_buf_free(&cap_.text);                                                                 \
+#define assert_compiles(src)                                                                       \
+    do {                                                                                           \
+        captured cap_;                                                                             \
+        vg_ruleset *rs_ = NULL;                                                                    \
+        vg_err e_ = compile_with(NULL, (src), &cap_, &rs_);                                        \
+        if (e_ != VG_OK)                                                                           \
+            fail_msg("expected to compile:\n%s\ngot:\n%s", (src), cap_.text.data);                 \
+        vg_ruleset_unref(rs_);                                                                     \
+        vg_buf_free(&cap_.text);                                                                   \
     } while (0)
 
 /* Asserts that src fails with exactly one error whose text contains `want`
@@ -70,8 +70,8 @@ check_one_error(const char *src, const char *want, const char *note, const char 
     if (ok && note != NULL)
         ok = strstr(cap.text.data, note) != NULL;
     if (!ok)
-        fail_msg("%s:%d: source:\n%s\nexpected one error with '%s'%s%s, got (%u errors):\n%s",
-                 file, line, src, want, note ? " and note " : "", note ? note : "", cap.errors,
+        fail_msg("%s:%d: source:\n%s\nexpected one error with '%s'%s%s, got (%u errors):\n%s", file,
+                 line, src, want, note ? " and note " : "", note ? note : "", cap.errors,
                  cap.text.data);
     vg_ruleset_unref(rs);
     vg_buf_free(&cap.text);

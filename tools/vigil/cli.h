@@ -10,11 +10,11 @@
 /* Exit codes, after BSD sysexits.h as SPEC §4 fixes them. */
 enum {
     VG_EXIT_OK = 0,
-    VG_EXIT_RULES = 1,       /* rule compile errors, or an --expect mismatch */
+    VG_EXIT_RULES = 1, /* rule compile errors, or an --expect mismatch */
     VG_EXIT_USAGE = 64,
-    VG_EXIT_DATAERR = 65,    /* an input file unreadable as its format */
-    VG_EXIT_NOINPUT = 66,    /* a file that cannot be opened */
-    VG_EXIT_UNAVAILABLE = 69,/* an engine that cannot be reached */
+    VG_EXIT_DATAERR = 65,     /* an input file unreadable as its format */
+    VG_EXIT_NOINPUT = 66,     /* a file that cannot be opened */
+    VG_EXIT_UNAVAILABLE = 69, /* an engine that cannot be reached */
     VG_EXIT_CONFIG = 78,
 };
 

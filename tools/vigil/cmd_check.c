@@ -13,29 +13,28 @@
 static void
 check_usage(FILE *f)
 {
-    fprintf(f,
-            "usage: vigil check [options] RULES...\n"
-            "\n"
-            "Compile rule files (.vgl) and folders of them (searched recursively for *.vgl;\n"
-            "files are compiled in path order) and report every error like a compiler:\n"
-            "\n"
-            "  rules/velocity.vgl:3:9: error: 'amout' is not a field of txn\n"
-            "    where amout > 5\n"
-            "          ^~~~~\n"
-            "  rules/velocity.vgl:3:9: note: did you mean 'amount'?\n"
-            "\n"
-            "Errors go to stderr, ending with 'N errors generated.'; when every rule\n"
-            "compiles, a one-line summary goes to stdout. A RULES argument of '-' reads a\n"
-            "rule file from standard input.\n"
-            "\n"
-            "Options:\n"
-            "  -q, --quiet        print nothing when every rule compiles\n"
-            "      --color=WHEN   color diagnostics: auto (a terminal, NO_COLOR unset),\n"
-            "                     always or never (default: auto)\n"
-            "  -h, --help         show this help and exit\n"
-            "\n"
-            "Exit status: 0 every rule compiles, 1 some rule has errors, 64 usage error,\n"
-            "66 a path that cannot be opened or holds no rule files.\n");
+    fprintf(f, "usage: vigil check [options] RULES...\n"
+               "\n"
+               "Compile rule files (.vgl) and folders of them (searched recursively for *.vgl;\n"
+               "files are compiled in path order) and report every error like a compiler:\n"
+               "\n"
+               "  rules/velocity.vgl:3:9: error: 'amout' is not a field of txn\n"
+               "    where amout > 5\n"
+               "          ^~~~~\n"
+               "  rules/velocity.vgl:3:9: note: did you mean 'amount'?\n"
+               "\n"
+               "Errors go to stderr, ending with 'N errors generated.'; when every rule\n"
+               "compiles, a one-line summary goes to stdout. A RULES argument of '-' reads a\n"
+               "rule file from standard input.\n"
+               "\n"
+               "Options:\n"
+               "  -q, --quiet        print nothing when every rule compiles\n"
+               "      --color=WHEN   color diagnostics: auto (a terminal, NO_COLOR unset),\n"
+               "                     always or never (default: auto)\n"
+               "  -h, --help         show this help and exit\n"
+               "\n"
+               "Exit status: 0 every rule compiles, 1 some rule has errors, 64 usage error,\n"
+               "66 a path that cannot be opened or holds no rule files.\n");
 }
 
 typedef struct sink {
@@ -70,15 +69,9 @@ cmd_check(int argc, char **argv)
     optind = 1;
     while ((c = getopt_long(argc, argv, "+qh", longopts, NULL)) != -1) {
         switch (c) {
-        case 'q':
-            quiet = true;
-            break;
-        case 'c':
-            color = optarg;
-            break;
-        case 'h':
-            check_usage(stdout);
-            return VG_EXIT_OK;
+        case 'q': quiet = true; break;
+        case 'c': color = optarg; break;
+        case 'h': check_usage(stdout); return VG_EXIT_OK;
         default:
             if (optopt == 'c')
                 return cli_usage_error("check", "--color needs a value: auto, always or never");
@@ -110,15 +103,10 @@ cmd_check(int argc, char **argv)
         }
         vg_ruleset_unref(rs);
         return VG_EXIT_OK;
-    case VG_ECOMPILE:
-        vg_diag_summary(stderr, nerrors);
-        return VG_EXIT_RULES;
+    case VG_ECOMPILE: vg_diag_summary(stderr, nerrors); return VG_EXIT_RULES;
     case VG_ENOENT:
     case VG_EIO:
-    case VG_EINVAL:
-        return VG_EXIT_NOINPUT;
-    default:
-        fprintf(stderr, "vigil check: %s\n", vg_strerror(err));
-        return VG_EXIT_RULES;
+    case VG_EINVAL: return VG_EXIT_NOINPUT;
+    default: fprintf(stderr, "vigil check: %s\n", vg_strerror(err)); return VG_EXIT_RULES;
     }
 }

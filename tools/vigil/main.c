@@ -29,8 +29,8 @@ static const command commands[] = {
 
 /* Commands of SPEC §4 that this version does not have yet. They are named so
  * that a user who reads the spec gets a plain answer, not "unknown command". */
-static const char *const not_yet[] = {"replay", "run", "send", "score", "gen", "dlq",
-                                      "webhook-listen"};
+static const char *const not_yet[] = {"replay", "run", "send",          "score",
+                                      "gen",    "dlq", "webhook-listen"};
 
 static void
 usage(FILE *f)
