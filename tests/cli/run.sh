@@ -47,6 +47,8 @@ grep_in "$tmp/out" "^vigil [0-9]" "--version"
 expect 0 "vigil check --help" -- "$vigil" check --help
 grep_in "$tmp/out" "usage: vigil check" "check --help"
 grep_in "$tmp/out" "Exit status" "check --help documents exit codes"
+expect 0 "vigil check --version" -- "$vigil" check --version
+grep_in "$tmp/out" "^vigil [0-9]" "check --version"
 expect 64 "no command" -- "$vigil"
 expect 64 "unknown command" -- "$vigil" frobnicate
 grep_in "$tmp/err" "'frobnicate' is not a vigil command" "unknown command message"

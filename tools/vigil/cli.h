@@ -27,4 +27,8 @@ int cli_color(const char *when);
 
 int cmd_check(int argc, char **argv);
 
+#ifndef VG_VERSION
+#define VG_VERSION "0.0.0"
+#endif
+
 #endif

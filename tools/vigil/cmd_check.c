@@ -32,6 +32,7 @@ check_usage(FILE *f)
                "      --color=WHEN   color diagnostics: auto (a terminal, NO_COLOR unset),\n"
                "                     always or never (default: auto)\n"
                "  -h, --help         show this help and exit\n"
+               "  -V, --version      show the version and exit\n"
                "\n"
                "Exit status: 0 every rule compiles, 1 some rule has errors, 64 usage error,\n"
                "66 a path that cannot be opened or holds no rule files.\n");
@@ -60,6 +61,7 @@ cmd_check(int argc, char **argv)
         {"quiet", no_argument, NULL, 'q'},
         {"color", required_argument, NULL, 'c'},
         {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
     bool quiet = false;
@@ -67,11 +69,12 @@ cmd_check(int argc, char **argv)
     int c;
     opterr = 0;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "+qh", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+qhV", longopts, NULL)) != -1) {
         switch (c) {
         case 'q': quiet = true; break;
         case 'c': color = optarg; break;
         case 'h': check_usage(stdout); return VG_EXIT_OK;
+        case 'V': printf("vigil %s\n", VG_VERSION); return VG_EXIT_OK;
         default:
             if (optopt == 'c')
                 return cli_usage_error("check", "--color needs a value: auto, always or never");

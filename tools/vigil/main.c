@@ -13,10 +13,6 @@
 #include "cli.h"
 #include "vg_rules.h"
 
-#ifndef VG_VERSION
-#define VG_VERSION "0.0.0"
-#endif
-
 typedef struct command {
     const char *name;
     int (*run)(int argc, char **argv);
