@@ -39,9 +39,9 @@ typedef struct scope {
 } scope;
 
 static const char *const type_names[] = {
-    [TY_ERROR] = "an error", [TY_NUMBER] = "a number", [TY_STRING] = "a string",
-    [TY_BOOL] = "a bool",    [TY_TIME] = "a time",     [TY_DURATION] = "a duration",
-    [TY_ENUM] = "an enum",   [TY_NAME] = "a name",     [TY_LIST] = "a list",
+    [TY_ERROR] = "an error", [TY_NUMBER] = "a number",    [TY_STRING] = "a string",
+    [TY_BOOL] = "a bool",    [TY_TIME] = "a time",        [TY_DURATION] = "a duration",
+    [TY_ENUM] = "an enum",   [TY_NAME] = "an enum value", [TY_LIST] = "a list",
     [TY_REGEX] = "a regex",  [TY_STEP] = "a step",
 };
 
@@ -604,8 +604,15 @@ check_in(cstate *C, const scope *sc, node *n)
             return ty(TY_ERROR);
         if (d->elem == TY_ERROR) /* empty: matches nothing */
             return ty(TY_BOOL);
+        if (d->elem == TY_NAME && a.t != TY_ENUM) {
+            diag_error(C, n->sp, "list '%s' holds enum values (bare names), but this is %s",
+                       d->name, type_desc(a, ba, sizeof ba));
+            diag_note(C, d->name_sp, "quote them to make a list of strings: [\"%s\", ...]",
+                      d->items[0]->name);
+            return ty(TY_ERROR);
+        }
         if (a.t == TY_ENUM) {
-            if (d->elem != TY_STRING) {
+            if (d->elem == TY_NUMBER) {
                 diag_error(C, n->sp, "list '%s' holds numbers; %s names enum values as strings",
                            d->name, op);
                 return ty(TY_ERROR);
@@ -623,8 +630,10 @@ check_in(cstate *C, const scope *sc, node *n)
                 }
             } else {
                 for (uint32_t i = 0; i < d->nitems && ok; i++) {
-                    ok = enum_has_name(C, a.en, d->items[i]->v.s.str, d->items[i]->v.s.len,
-                                       d->items[i]->sp, "the list holds");
+                    const node *it = d->items[i];
+                    bool bare = it->kind == N_NAME;
+                    ok = enum_has_name(C, a.en, bare ? it->name : it->v.s.str,
+                                       bare ? it->namelen : it->v.s.len, it->sp, "the list holds");
                     if (!ok)
                         diag_note(C, n->sp, "the list is compared with %s here",
                                   type_desc(a, ba, sizeof ba));
@@ -805,9 +814,9 @@ check_binding_agg(cstate *C, const scope *sc, node *n)
         return t;
     case FN_min:
     case FN_max:
-        if (t.t != TY_NUMBER && t.t != TY_TIME && t.t != TY_DURATION && t.t != TY_STRING)
+        if (t.t != TY_NUMBER && t.t != TY_TIME && t.t != TY_DURATION)
             return want(C, arg, fname[1] == 'i' ? "min()" : "max()",
-                        "a number, a time, a duration or a string");
+                        "a number, a time or a duration");
         return t;
     default: /* first */ return t;
     }
@@ -841,7 +850,7 @@ check_window_agg(cstate *C, const scope *sc, node *n)
                        "instead, like count(a) or sum(a.amount)");
         else
             diag_error(C, n->sp, "aggregates are not allowed in '%s'%s", sc->ctx,
-                       strcmp(sc->ctx, "where") == 0
+                       strcmp(sc->ctx, "where") == 0 && (sc->r == NULL || sc->r->match == NULL)
                            ? ": it decides which events the windows hold; use 'when'"
                            : "");
         return ty(TY_ERROR);
@@ -1017,6 +1026,10 @@ check_call(cstate *C, const scope *sc, node *n)
         t = check_arg(C, sc, n, 0, B(TY_TIME), "a time");
         return t.t == TY_ERROR ? t : ty(TY_NUMBER);
     case FN_prev: {
+        if (sc->in_agg) {
+            diag_error(C, n->sp, "prev() can't be used inside an aggregate");
+            return ty(TY_ERROR);
+        }
         if (!(sc->allow & ALLOW_PREV)) {
             diag_error(C, n->sp,
                        "prev() is available only in a 'when' rule's 'when' and "
@@ -1304,6 +1317,21 @@ check_pattern_shape(cstate *C, rule *r)
                 break;
             }
         }
+        const vg_enum *shadowed = NULL;
+        for (int st = 0; st < VG_NSTREAMS && shadowed == NULL; st++) {
+            for (size_t k = 0; k < vg_schema_nfields(C->schema, (vg_stream_id)st); k++) {
+                const vg_field *f = vg_schema_field_at(C->schema, (vg_stream_id)st, k);
+                int v;
+                if (f->type == VG_FT_ENUM &&
+                    vg_enum_lookup(f->enum_type, s->name, s->namelen, &v)) {
+                    shadowed = f->enum_type;
+                    break;
+                }
+            }
+        }
+        if (shadowed != NULL)
+            diag_error(C, s->name_sp, "step name '%s' is also a %s value; choose another", s->name,
+                       vg_enum_name(shadowed));
         if (s->qmin == 0)
             continue;
         if ((int)i == last_pos) {
@@ -1506,7 +1534,10 @@ check_list(cstate *C, list_decl *l)
     scope sc = {.stream = -1, .self_step = -1, .ctx = "list"};
     type first = ty(TY_ERROR);
     for (uint32_t i = 0; i < l->nitems; i++) {
-        type t = check_list_item(C, &sc, l->items[i], NULL);
+        /* bare names are enum constants; which enum, the use decides */
+        type t =
+            l->items[i]->kind == N_NAME ? ty(TY_NAME) : check_list_item(C, &sc, l->items[i], NULL);
+        l->items[i]->ty = t;
         if (t.t == TY_ERROR) {
             l->bad = true;
             continue;

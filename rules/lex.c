@@ -502,13 +502,34 @@ lex_regex(lexer *L, token t)
 {
     uint32_t start = L->pos++;
     uint32_t pat = L->pos;
-    bool closed = false;
+    bool closed = false, in_class = false, slash_in_class = false;
     while (L->pos < L->len) {
         int c = peek(L, 0);
         if (c == '\n')
             break;
         if (c == '\\' && L->pos + 1 < L->len && L->src[L->pos + 1] != '\n') {
             L->pos += 2;
+            continue;
+        }
+        if (c == '[' && !in_class) {
+            in_class = true;
+            L->pos++;
+            if (peek(L, 0) == '^')
+                L->pos++;
+            if (peek(L, 0) == ']')
+                L->pos++; /* a leading ']' is a member */
+            continue;
+        }
+        if (c == ']')
+            in_class = false;
+        if (c == '/' && in_class && !slash_in_class) {
+            /* SPEC: the regex ends at the first unescaped '/', even in [...].
+             * Say so once, and read on as the writer meant. */
+            lex_error(L, L->pos, L->pos + 1,
+                      "a '/' ends the regex, even inside [...]; write \\/ for a slash");
+            slash_in_class = true;
+            t.bad = true;
+            L->pos++;
             continue;
         }
         if (c == '/') {

@@ -214,7 +214,7 @@ leave(parser *P)
 static bool
 parse_args(parser *P, span open, node ***args, uint32_t *nargs)
 {
-    node *tmp[64];
+    node *tmp[VG_MAX_ARGS];
     uint32_t n = 0;
     if (!at(P, T_RPAREN)) {
         for (;;) {
@@ -222,7 +222,7 @@ parse_args(parser *P, span open, node ***args, uint32_t *nargs)
             if (e == NULL)
                 return false;
             if (n == VG_ARRAY_LEN(tmp)) {
-                diag_error(P->C, e->sp, "too many arguments (at most %zu)", VG_ARRAY_LEN(tmp));
+                diag_error(P->C, e->sp, "too many arguments (at most %d)", VG_MAX_ARGS);
                 return false;
             }
             tmp[n++] = e;
@@ -1280,20 +1280,22 @@ parse_clause(parser *P, rule *r)
         }
         break;
     case CL_TAGS: {
-        const char *tags[64];
+        vg_buf tags = {0};
         uint32_t n = 0;
         do {
             const char *t;
             ok = parse_string_value(P, n == 0 ? "tags" : ",", &t, NULL);
-            if (ok && n < VG_ARRAY_LEN(tags))
-                tags[n++] = t;
+            if (ok && vg_buf_append(&tags, &t, sizeof t) != VG_OK)
+                P->C->oom = true;
+            n += ok;
         } while (ok && accept(P, T_COMMA));
         if (ok && n > 0) {
-            into->tags = cstate_alloc(P->C, n * sizeof(char *));
+            into->tags = cstate_alloc(P->C, tags.len);
             if (into->tags)
-                memcpy(into->tags, tags, n * sizeof(char *));
+                memcpy(into->tags, tags.data, tags.len);
             into->ntags = n;
         }
+        vg_buf_free(&tags);
         break;
     }
     case CL_MODE: {

@@ -182,8 +182,8 @@ typedef enum win_kind {
  * scalars where SPEC says so (min/max with two or more arguments). */
 #define VG_FUNCTIONS(FN)                                                                           \
     FN(abs, 1, 1, FC_SCALAR)                                                                       \
-    FN(min, 1, 16, FC_AGG)                                                                         \
-    FN(max, 1, 16, FC_AGG)                                                                         \
+    FN(min, 1, VG_MAX_ARGS, FC_AGG)                                                                \
+    FN(max, 1, VG_MAX_ARGS, FC_AGG)                                                                \
     FN(lower, 1, 1, FC_SCALAR)                                                                     \
     FN(upper, 1, 1, FC_SCALAR)                                                                     \
     FN(len, 1, 1, FC_SCALAR)                                                                       \
@@ -403,6 +403,7 @@ typedef struct srcfile {
 } srcfile;
 
 #define VG_MAX_DEPTH 200        /* nesting of expressions, a limit on stack use */
+#define VG_MAX_ARGS 64          /* arguments of one call */
 #define VG_MAX_HEIGHT 1000      /* operators chained in one expression (a + b + ...) */
 #define VG_MAX_FILE (64u << 20) /* bytes per rule or list file */
 
