@@ -690,7 +690,13 @@ static type
 check_regex(cstate *C, const scope *sc, node *n)
 {
     type a = check_value(C, sc, n->a);
-    bool ok = compile_regex(C, n);
+    /* compiled once per literal: the copies of a rule's `where` made for
+     * each pattern step share the code (see clone()) */
+    if (!n->rx_done) {
+        n->rx_done = true;
+        compile_regex(C, n);
+    }
+    bool ok = n->rx_code != NULL;
     if (a.t != TY_ERROR && a.t != TY_STRING) {
         char buf[64];
         diag_error(C, n->a->sp, "'%s' matches strings, but this is %s", n->op ? "!~" : "~",
@@ -1224,13 +1230,19 @@ check_message(cstate *C, const scope *sc, tmpl *m)
 /* ---- Copies for per-step checking ------------------------------------------- */
 
 static node *
-clone(cstate *C, const node *n)
+clone(cstate *C, node *n)
 {
     if (n == NULL)
         return NULL;
     node *c = cstate_alloc(C, sizeof(node));
     if (c == NULL)
         return NULL;
+    if (n->kind == N_REGEX && !n->rx_done) {
+        /* compile the original once; every copy shares its code (and a bad
+         * regex is reported once, not once per step) */
+        n->rx_done = true;
+        compile_regex(C, n);
+    }
     *c = *n;
     c->a = clone(C, n->a);
     c->b = clone(C, n->b);

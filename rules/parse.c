@@ -138,6 +138,36 @@ node_new(parser *P, node_kind k, span sp)
     return n;
 }
 
+/* Sets the height of n from its operands and bounds it. Every later stage
+ * walks the tree recursively, so the height of the whole tree (not only of
+ * one operator chain) is what limits their stack use. Returns n, or NULL
+ * (reported once) when the tree is too high. */
+static node *
+seal(parser *P, node *n)
+{
+    if (n == NULL)
+        return NULL;
+    unsigned h = 0;
+    if (n->a != NULL && n->a->height > h)
+        h = n->a->height;
+    if (n->b != NULL && n->b->height > h)
+        h = n->b->height;
+    for (uint32_t i = 0; i < n->nargs; i++)
+        if (n->args[i]->height > h)
+            h = n->args[i]->height;
+    if (h + 1 > VG_MAX_HEIGHT) {
+        if (!P->too_deep)
+            diag_error(P->C, n->sp,
+                       "expression is too large (more than %d levels of operators and "
+                       "nesting); split it into smaller conditions",
+                       VG_MAX_HEIGHT);
+        P->too_deep = true;
+        return NULL;
+    }
+    n->height = (uint16_t)(h + 1);
+    return n;
+}
+
 /* The text of the current token in the arena. */
 static const char *
 tok_text(parser *P, uint32_t *len)
@@ -287,7 +317,7 @@ parse_list_literal(parser *P)
         memcpy(n->args, items.data, items.len);
     }
     vg_buf_free(&items);
-    return n;
+    return seal(P, n);
 fail:
     vg_buf_free(&items);
     return NULL;
@@ -385,7 +415,7 @@ parse_primary(parser *P)
             n->name = name;
             n->namelen = len;
             n->fn = (uint8_t)fn_lookup(name, len);
-            return n;
+            return seal(P, n);
         }
         n = node_new(P, N_NAME, t.sp);
         if (n) {
@@ -460,7 +490,9 @@ parse_postfix(parser *P)
             c->sp2 = fsp;
             c->fn = (uint8_t)fn_lookup(fname, flen);
             c->sp = span_join(c->sp, P->last);
-            n = c;
+            n = seal(P, c);
+            if (n == NULL)
+                return NULL;
         } else {
             node *m = node_new(P, N_MEMBER, span_join(n->sp, fsp));
             if (m == NULL)
@@ -534,32 +566,20 @@ parse_unary(parser *P)
     node *n = node_new(P, N_NEG, span_join(op, a->sp));
     if (n)
         n->a = a;
-    return n;
+    return seal(P, n);
 }
 
 static node *
 binary(parser *P, tok_kind op, span opsp, node *a, node *b)
 {
-    /* Operator chains parse in loops, but later stages walk the tree
-     * recursively: bound its height too. */
-    unsigned h = 1 + (a->height > b->height ? a->height : b->height);
-    if (h > VG_MAX_HEIGHT) {
-        diag_error(P->C, opsp,
-                   "expression is too long (more than %d operators deep); split "
-                   "it into smaller conditions",
-                   VG_MAX_HEIGHT);
-        P->too_deep = true;
-        return NULL;
-    }
     node *n = node_new(P, N_BINARY, span_join(a->sp, b->sp));
     if (n == NULL)
         return NULL;
-    n->height = (uint16_t)h;
     n->op = (uint8_t)op;
     n->sp2 = opsp;
     n->a = a;
     n->b = b;
-    return n;
+    return seal(P, n);
 }
 
 /* mul := unary { ('*' | '/' | '%') unary } */
@@ -639,6 +659,8 @@ parse_cmp(parser *P)
         n->sp2 = opsp;
         n->a = a;
         n->b = b;
+        if (seal(P, n) == NULL)
+            return NULL;
     } else {
         return a;
     }
@@ -679,7 +701,7 @@ parse_match(parser *P)
         n->rx_sp = rx.sp;
         n->rx_exact = P->L->map == NULL;
         advance(P);
-        a = n;
+        a = seal(P, n);
     }
     return a;
 }
@@ -701,7 +723,7 @@ parse_not(parser *P)
     node *n = node_new(P, N_NOT, span_join(op, a->sp));
     if (n)
         n->a = a;
-    return n;
+    return seal(P, n);
 }
 
 /* One n-ary node for `a op b op c ...`: a chain of thousands of terms (a
@@ -714,7 +736,6 @@ parse_chain(parser *P, tok_kind op, node *(*operand)(parser *))
         return a;
     vg_buf terms = {0};
     node *n = NULL;
-    unsigned height = a->height;
     span opsp = P->tok.sp;
     if (vg_buf_append(&terms, &a, sizeof a) != VG_OK)
         goto oom;
@@ -723,8 +744,6 @@ parse_chain(parser *P, tok_kind op, node *(*operand)(parser *))
         node *b = operand(P);
         if (b == NULL)
             goto done;
-        if (b->height > height)
-            height = b->height;
         if (vg_buf_append(&terms, &b, sizeof b) != VG_OK)
             goto oom;
     }
@@ -733,7 +752,6 @@ parse_chain(parser *P, tok_kind op, node *(*operand)(parser *))
         goto done;
     n->op = (uint8_t)op;
     n->sp2 = opsp;
-    n->height = (uint16_t)(height + 1);
     n->nargs = (uint32_t)(terms.len / sizeof(node *));
     n->args = cstate_alloc(P->C, terms.len);
     if (n->args == NULL) {
@@ -742,6 +760,7 @@ parse_chain(parser *P, tok_kind op, node *(*operand)(parser *))
     }
     memcpy(n->args, terms.data, terms.len);
     n->sp = span_join(a->sp, n->args[n->nargs - 1]->sp);
+    n = seal(P, n);
     goto done;
 oom:
     P->C->oom = true;
@@ -1043,8 +1062,14 @@ parse_pattern(parser *P)
             return NULL;
         }
         pt->sp.end = s.sp.end;
-        if (!accept(P, T_ARROW))
+        if (!at(P, T_ARROW))
             break;
+        if (steps.len / sizeof(step) == VG_MAX_STEPS) {
+            diag_error(P->C, P->tok.sp, "a pattern has at most %d steps", VG_MAX_STEPS);
+            vg_buf_free(&steps);
+            return NULL;
+        }
+        advance(P);
     }
     pt->nsteps = (uint32_t)(steps.len / sizeof(step));
     pt->steps = cstate_alloc(P->C, steps.len);

@@ -242,7 +242,7 @@ struct node {
     uint8_t kind;    /* node_kind */
     uint8_t op;      /* N_BINARY: the operator's tok_kind; N_IN/N_REGEX: 1 = negated */
     uint8_t paren;   /* written inside parentheses (for "comparisons do not chain") */
-    uint16_t height; /* of the operator chain below (bounded by VG_MAX_HEIGHT) */
+    uint16_t height; /* levels of operands below, 0 for a leaf (bounded by VG_MAX_HEIGHT) */
     type ty;         /* set by check.c */
     span sp;         /* the whole expression */
     span sp2;        /* N_STREAM/N_MEMBER: the field name; N_CALL/N_AGG: the callee;
@@ -274,6 +274,7 @@ struct node {
     span rx_sp;    /* the pattern text, for pcre2 error offsets */
     bool rx_exact; /* rx_sp maps pattern bytes 1:1 (not inside a template) */
     void *rx_code; /* pcre2_code *, owned by the rule set */
+    bool rx_done;  /* compile_regex() ran on this literal (rx_code NULL: it failed) */
     /* resolution (check.c) */
     uint8_t ref;           /* ref_kind */
     uint8_t stream;        /* REF_FIELD: vg_stream_id of the event read */
@@ -402,9 +403,12 @@ typedef struct srcfile {
     bool stopped; /* hit max_errors: say nothing more about it */
 } srcfile;
 
-#define VG_MAX_DEPTH 200        /* nesting of expressions, a limit on stack use */
-#define VG_MAX_ARGS 64          /* arguments of one call */
-#define VG_MAX_HEIGHT 1000      /* operators chained in one expression (a + b + ...) */
+#define VG_MAX_DEPTH 200 /* nesting of expressions, a limit on stack use */
+#define VG_MAX_ARGS 64   /* arguments of one call */
+#define VG_MAX_HEIGHT                                                                              \
+    256                         /* height of an expression tree: bounds the stack of every         \
+                                   stage that walks it (checked under ASan: ~650 is too many) */
+#define VG_MAX_STEPS 64         /* steps of one pattern (checking is quadratic in them) */
 #define VG_MAX_FILE (64u << 20) /* bytes per rule or list file */
 
 typedef struct cstate {

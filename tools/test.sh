@@ -35,7 +35,7 @@ CC=clang cmake -S . -B build/ci-fuzz -DCMAKE_BUILD_TYPE=Debug -DVG_WERROR=ON -DV
 cmake --build build/ci-fuzz -j"$jobs" --target fuzz_rules
 mkdir -p build/ci-fuzz/work build/ci-fuzz/artifacts
 # new inputs go to build/ci-fuzz/work; the committed corpus is only read
-build/ci-fuzz/tests/fuzz_rules -max_total_time="$fuzz_seconds" -timeout=10 \
+build/ci-fuzz/tests/fuzz_rules -max_total_time="$fuzz_seconds" -timeout=10 -max_len=4096 \
     -rss_limit_mb=2048 -dict=tests/fuzz/rules.dict -print_final_stats=1 \
     -artifact_prefix=build/ci-fuzz/artifacts/ build/ci-fuzz/work tests/fuzz/corpus/rules \
     2>build/ci-fuzz/fuzz.log || {
