@@ -299,6 +299,19 @@ compile_regex(cstate *C, node *n)
 
 static type check_expr(cstate *C, const scope *sc, node *n);
 
+/* The enum field of stream s whose enum has a value called name, or NULL. */
+static const vg_field *
+enum_owner(cstate *C, int s, const char *name, uint32_t len)
+{
+    for (size_t k = 0; k < vg_schema_nfields(C->schema, (vg_stream_id)s); k++) {
+        const vg_field *f = vg_schema_field_at(C->schema, (vg_stream_id)s, k);
+        int v;
+        if (f->type == VG_FT_ENUM && vg_enum_lookup(f->enum_type, name, len, &v))
+            return f;
+    }
+    return NULL;
+}
+
 /* A pending name used where a value is needed: report it as unknown. */
 static type
 settle(cstate *C, const scope *sc, node *n)
@@ -311,8 +324,13 @@ settle(cstate *C, const scope *sc, node *n)
         else
             diag_error(C, n->sp, "unknown name '%.*s'", (int)n->namelen, n->name);
         const char *sug = suggest_name(C, sc, n->name, n->namelen);
-        if (sc->stream >= 0 &&
-            vg_schema_field(C->schema, (vg_stream_id)!sc->stream, n->name, n->namelen))
+        const vg_field *owner =
+            sc->stream >= 0 ? enum_owner(C, sc->stream, n->name, n->namelen) : NULL;
+        if (owner != NULL)
+            diag_note(C, n->sp, "'%.*s' is a %s value; it compares with %s", (int)n->namelen,
+                      n->name, vg_enum_name(owner->enum_type), owner->name);
+        else if (sc->stream >= 0 &&
+                 vg_schema_field(C->schema, (vg_stream_id)!sc->stream, n->name, n->namelen))
             diag_note(C, n->sp, "'%.*s' is a field of %s", (int)n->namelen, n->name,
                       vg_stream_name((vg_stream_id)!sc->stream));
         else if (sug)
@@ -582,6 +600,12 @@ check_in(cstate *C, const scope *sc, node *n)
     }
     if (l->kind == N_NAME) {
         list_decl *d = find_list(C, l->name, l->namelen);
+        if (d == NULL && sc->stream >= 0 &&
+            vg_schema_field(C->schema, (vg_stream_id)sc->stream, l->name, l->namelen)) {
+            diag_error(C, l->sp, "'%.*s' is a field, not a list; %s takes a list name or [values]",
+                       (int)l->namelen, l->name, op);
+            return ty(TY_ERROR);
+        }
         if (d == NULL) {
             diag_error(C, l->sp, "unknown list '%.*s'", (int)l->namelen, l->name);
             const char *cands[256];
@@ -656,7 +680,7 @@ check_in(cstate *C, const scope *sc, node *n)
         return a; /* the items could be enum constants of what went wrong */
     bool ok = true;
     type first = ty(TY_ERROR);
-    for (uint32_t i = 0; i < l->nargs; i++) {
+    for (uint32_t i = 0; i < l->nargs && ok; i++) { /* the first bad item says it all */
         node *it = l->args[i];
         type t = check_list_item(C, sc, it, a.t == TY_ENUM ? a.en : NULL);
         if (t.t == TY_ERROR) {
@@ -664,7 +688,18 @@ check_in(cstate *C, const scope *sc, node *n)
             continue;
         }
         if (a.t == TY_ENUM && t.t == TY_STRING) {
-            ok = enum_has_name(C, a.en, it->v.s.str, it->v.s.len, it->sp, "the list holds") && ok;
+            ok = enum_has_name(C, a.en, it->v.s.str, it->v.s.len, it->sp, "the list holds");
+            continue;
+        }
+        if (a.t == TY_ENUM && t.t == TY_ENUM)
+            continue;         /* a bare name, resolved against the enum above */
+        if (a.t == TY_ENUM) { /* numbers: SPEC matches enums by name only */
+            diag_error(C, it->sp, "%s%.*s%s is a %s: list its values by name, like [%s, %s]",
+                       n->a->field ? "'" : "", n->a->field ? (int)strlen(n->a->field->name) : 4,
+                       n->a->field ? n->a->field->name : "this", n->a->field ? "'" : "",
+                       vg_enum_name(a.en), vg_enum_value_name(a.en, 1),
+                       vg_enum_value_name(a.en, vg_enum_count(a.en) > 2 ? 2 : 1));
+            ok = false;
             continue;
         }
         if (first.t == TY_ERROR)
@@ -674,7 +709,7 @@ check_in(cstate *C, const scope *sc, node *n)
             diag_error(C, it->sp, "a list holds values of one type; this is %s, the first is %s",
                        type_desc(t, bt, sizeof bt), type_desc(first, bf, sizeof bf));
             ok = false;
-        } else if (a.t != TY_ERROR && a.t != TY_ENUM && t.t != a.t) {
+        } else if (t.t != a.t) {
             char bt[64];
             diag_error(C, it->sp, "%s compares %s with a list value that is %s", op,
                        type_desc(a, ba, sizeof ba), type_desc(t, bt, sizeof bt));
@@ -834,9 +869,14 @@ check_window_agg(cstate *C, const scope *sc, node *n)
     const fn_info *f = &vg_functions[n->fn];
     span callee = {n->sp.file, n->sp.start, n->sp.start + n->namelen};
     if (n->fn == FN_NONE || f->cls != FC_AGG) {
-        if (n->fn == FN_NONE)
+        if (n->fn == FN_NONE) {
+            static const char *const aggs[] = {"count", "sum",      "avg", "min",
+                                               "max",   "distinct", "seen"};
             diag_error(C, callee, "unknown aggregate '%.*s'", (int)n->namelen, n->name);
-        else
+            const char *sug = diag_suggest(n->name, n->namelen, aggs, VG_ARRAY_LEN(aggs));
+            if (sug)
+                diag_note(C, callee, "did you mean '%s'?", sug);
+        } else
             diag_error(C, callee,
                        "%s() is not an aggregate; 'over' follows count, sum, avg, "
                        "min, max, distinct or seen",
@@ -925,6 +965,13 @@ check_call(cstate *C, const scope *sc, node *n)
         return ty(TY_ERROR);
     }
     if (n->bind != NULL) { /* a.attr("k") */
+        int idx0;
+        if (find_step(sc, n->bind, n->bindlen, &idx0) == NULL && sc->stream >= 0 &&
+            vg_schema_field(C->schema, (vg_stream_id)sc->stream, n->bind, n->bindlen)) {
+            diag_error(C, n->sp, "functions take the value as an argument: write %.*s(%.*s)",
+                       (int)n->namelen, n->name, (int)n->bindlen, n->bind);
+            return ty(TY_ERROR);
+        }
         if (n->fn != FN_attr) {
             diag_error(C, n->sp2, "only attr() can be called on a step, like %.*s.attr(\"k\")",
                        (int)n->bindlen, n->bind);

@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "rulesInt.h"
 
@@ -316,7 +317,7 @@ edit_distance(const char *a, size_t n, const char *b, size_t m)
 const char *
 diag_suggest(const char *name, size_t len, const char *const *cands, size_t n)
 {
-    unsigned limit = len <= 3 ? 1 : len <= 6 ? 2 : 3;
+    unsigned limit = 3;
     const char *best = NULL;
     unsigned best_d = ~0u;
     for (size_t i = 0; i < n; i++) {
@@ -330,14 +331,29 @@ diag_suggest(const char *name, size_t len, const char *const *cands, size_t n)
             continue;
         /* scale by 2 so "differs only in case" (0) beats one edit (2) */
         unsigned score = d == 0 ? 0 : 2 * d;
-        /* a suggestion must keep most of the name: "id" is no guess for "kind" */
+        /* a suggestion must keep most of the name: "id" is no guess for
+         * "kind", but "sml" is one for "small" */
         size_t longer = len > m ? len : m;
-        if (d <= limit && d * 3 <= longer && score < best_d) {
+        limit = longer <= 3 ? 1 : longer <= 6 ? 2 : 3;
+        bool close = d <= limit && d * 3 <= longer + 1;
+        /* a longer spelling of a short name: "length" for "len" */
+        size_t shorter = len < m ? len : m;
+        bool prefix =
+            shorter >= 3 && d == longer - shorter && strncasecmp(name, cands[i], shorter) == 0;
+        if (prefix && !close)
+            score = 2 * limit + 1; /* after any close match */
+        if ((close || prefix) && score < best_d) {
             best_d = score;
             best = cands[i];
         }
     }
     return best;
+}
+
+const char *
+vg_suggest(const char *name, size_t len, const char *const *cands, size_t n)
+{
+    return diag_suggest(name, len, cands, n);
 }
 
 /* ---- Rendering ------------------------------------------------------------ */

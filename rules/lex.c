@@ -117,9 +117,18 @@ bad_char(lexer *L)
     size_t n = vg_utf8_decode(s, L->len - L->pos, &cp);
     char what[64];
     if (n == 0) {
+        /* one error for a run of bad bytes */
+        uint32_t end = L->pos + 1;
+        while (end < L->len && end - L->pos < 64 &&
+               vg_utf8_decode(s + (end - L->pos), L->len - end, &cp) == 0)
+            end++;
         snprintf(what, sizeof what, "%02X", s[0]);
-        lex_error(L, L->pos, L->pos + 1, "invalid UTF-8 byte 0x%s", what);
-        L->pos++;
+        if (end - L->pos == 1)
+            lex_error(L, L->pos, end, "invalid UTF-8 byte 0x%s", what);
+        else
+            lex_error(L, L->pos, end, "invalid UTF-8 (%u bytes, the first 0x%s)", end - L->pos,
+                      what);
+        L->pos = end;
         return;
     }
     if (cp == 0)
@@ -502,7 +511,8 @@ lex_regex(lexer *L, token t)
 {
     uint32_t start = L->pos++;
     uint32_t pat = L->pos;
-    bool closed = false, in_class = false, slash_in_class = false;
+    bool closed = false, in_class = false;
+    uint32_t class_slash = 0; /* the first '/' inside [...], if any */
     while (L->pos < L->len) {
         int c = peek(L, 0);
         if (c == '\n')
@@ -522,13 +532,11 @@ lex_regex(lexer *L, token t)
         }
         if (c == ']')
             in_class = false;
-        if (c == '/' && in_class && !slash_in_class) {
+        if (c == '/' && in_class) {
             /* SPEC: the regex ends at the first unescaped '/', even in [...].
-             * Say so once, and read on as the writer meant. */
-            lex_error(L, L->pos, L->pos + 1,
-                      "a '/' ends the regex, even inside [...]; write \\/ for a slash");
-            slash_in_class = true;
-            t.bad = true;
+             * Read on as the writer may have meant; decide at the end. */
+            if (class_slash == 0)
+                class_slash = L->pos;
             L->pos++;
             continue;
         }
@@ -537,6 +545,17 @@ lex_regex(lexer *L, token t)
             break;
         }
         L->pos++;
+    }
+    if (class_slash != 0 && closed) {
+        /* /[/]x/: one clear error about the slash */
+        lex_error(L, class_slash, class_slash + 1,
+                  "a '/' ends the regex, even inside [...]; write \\/ for a slash");
+        t.bad = true;
+    } else if (class_slash != 0) {
+        /* /[a-/ ... with no later '/': that slash was the end, as SPEC says, and
+         * pcre2 will say what is wrong with the pattern */
+        L->pos = class_slash;
+        closed = true;
     }
     t.kind = T_REGEX;
     t.v.rx.pat = L->src + pat;
@@ -620,7 +639,14 @@ lex_next(lexer *L)
         case '%': k = T_PERCENT; break;
         case '~': k = T_TILDE; break;
         case '-': k = d == '>' ? (n = 2, T_ARROW) : T_MINUS; break;
-        case '=': k = d == '=' ? (n = 2, T_EQ) : T_ASSIGN; break;
+        case '=':
+            if (d == '~') {
+                lex_error(L, start, start + 2, "write '~' for a regex match, not '=~'");
+                k = T_TILDE, n = 2;
+            } else {
+                k = d == '=' ? (n = 2, T_EQ) : T_ASSIGN;
+            }
+            break;
         case '<': k = d == '=' ? (n = 2, T_LE) : T_LT; break;
         case '>': k = d == '=' ? (n = 2, T_GE) : T_GT; break;
         case '!':

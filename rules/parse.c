@@ -12,6 +12,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "rulesInt.h"
 
@@ -96,6 +97,8 @@ found(parser *P, char *buf, size_t size)
 static void
 error_expected(parser *P, const char *what)
 {
+    if (P->tok.bad)
+        return; /* the lexer said what is wrong with this token */
     char buf[64];
     diag_error(P->C, P->tok.sp, "expected %s, found %s", what, found(P, buf, sizeof buf));
 }
@@ -847,12 +850,18 @@ parse_template(parser *P, const token *str)
             break;
         }
         node *e = parse_expr(&SP);
-        if (e == NULL) {
-            ok = false;
-            break;
-        }
-        if (!at(&SP, T_RBRACE)) {
+        if (e != NULL && !at(&SP, T_RBRACE))
             error_unclosed(&SP, "}", "{", open);
+        if (e == NULL || !at(&SP, T_RBRACE)) {
+            /* `message "{attr("k")}"`: the inner quote ended the string */
+            const srcfile *f = &P->C->files[P->file];
+            char after = str->sp.end < f->len ? f->text[str->sp.end] : ' ';
+            if (at(&SP, T_EOF) &&
+                (after == '_' || after == '"' || after == '(' || (after >= 'a' && after <= 'z') ||
+                 (after >= 'A' && after <= 'Z')))
+                diag_note(P->C, str->sp,
+                          "a '\"' inside a message ends it: write \\\" (like "
+                          "{attr(\\\"k\\\")})");
             ok = false;
             break;
         }
@@ -991,6 +1000,12 @@ parse_step(parser *P, step *s)
     s->sp = P->tok.sp;
     if (accept(P, T_NOT)) {
         s->neg = true;
+        if (at(P, T_IDENT) && peek_ahead(P)->kind == T_COLON) {
+            diag_error(P->C, P->tok.sp,
+                       "a 'not' step has no name (nothing it matches can be used): write "
+                       "'not txn ...' or 'not event ...'");
+            return false;
+        }
         if (!parse_stream(P, "'not'", &s->stream, &s->stream_sp))
             return false;
     } else if (at(P, T_IDENT)) {
@@ -1062,6 +1077,16 @@ parse_pattern(parser *P)
             return NULL;
         }
         pt->sp.end = s.sp.end;
+        if (at(P, T_ASSIGN) && peek_ahead(P)->kind == T_GT) {
+            /* `=>`: say so once and go on as if it were `->` */
+            diag_error(P->C, span_join(P->tok.sp, P->ahead.sp), "write '->' between steps");
+            advance(P);
+            P->tok.kind = T_ARROW;
+        } else if ((at(P, T_IDENT) && peek_ahead(P)->kind == T_COLON) || at(P, T_NOT)) {
+            error_expected(P, "'->' between steps");
+            vg_buf_free(&steps);
+            return NULL;
+        }
         if (!at(P, T_ARROW))
             break;
         if (steps.len / sizeof(step) == VG_MAX_STEPS) {
@@ -1112,12 +1137,16 @@ clause_of(tok_kind k)
 static void
 sync_clause(parser *P)
 {
+    /* what is skipped was already reported as broken: lexical errors in it
+     * would only echo that */
+    bool quiet = P->C->quiet;
+    P->C->quiet = true;
     int depth = 0;
     while (!at(P, T_EOF) && !at(P, T_RULE) && !at(P, T_LIST) && !diag_stopped(P->C, P->file)) {
         if (depth == 0 && at(P, T_RBRACE))
-            return;
+            break;
         if (depth == 0 && is_clause_keyword(P->tok.kind) && !(P->in_match && at(P, T_WHERE)))
-            return;
+            break;
         if (at(P, T_LBRACE))
             depth++;
         else if (at(P, T_RBRACE))
@@ -1126,14 +1155,18 @@ sync_clause(parser *P)
             P->in_match = false; /* past the pattern: `where` is a clause again */
         advance(P);
     }
+    P->C->quiet = quiet;
 }
 
 /* Skips to the next `rule` or `list`. */
 static void
 sync_decl(parser *P)
 {
+    bool quiet = P->C->quiet;
+    P->C->quiet = true;
     while (!at(P, T_EOF) && !at(P, T_RULE) && !at(P, T_LIST) && !diag_stopped(P->C, P->file))
         advance(P);
+    P->C->quiet = quiet;
 }
 
 static bool
@@ -1346,6 +1379,30 @@ static const char *const all_clause_names[] = {
         "within",
 };
 
+/* Words from other languages that people write in conditions, with what to
+ * write instead; NULL when the current token is none of them. */
+static const char *
+junk_word(parser *P)
+{
+    static const struct {
+        const char *word, *advice;
+    } words[] = {
+        {"like", "there is no LIKE: use a regex (x ~ /^abc/) or starts_with, ends_with, contains"},
+        {"matches", "write '~' for a regex match: x ~ /pattern/"},
+        {"between", "there is no BETWEEN: write 'x >= a and x <= b'"},
+        {"is", "there is no IS: compare with == or !="},
+        {"null", "there is no null: a missing value makes a comparison unknown (see 'Missing "
+                 "values' in docs/language.md)"},
+        {"then", "'then' is not needed: steps of a pattern are joined with '->'"},
+    };
+    uint32_t len = P->tok.lend - P->tok.lstart;
+    const char *s = P->L->src + P->tok.lstart;
+    for (size_t i = 0; i < VG_ARRAY_LEN(words); i++)
+        if (strlen(words[i].word) == len && strncasecmp(words[i].word, s, len) == 0)
+            return words[i].advice;
+    return NULL;
+}
+
 /* rule := 'rule' NAME '{' { clause } '}' */
 static void
 parse_rule(parser *P)
@@ -1369,6 +1426,8 @@ parse_rule(parser *P)
                        tok_spelling(P->tok.kind));
         else
             error_expected(P, "a rule name after 'rule'");
+        if (!at(P, T_EOF))
+            advance(P); /* `rule list {`: do not start over at `list` */
         sync_decl(P);
         return;
     }
@@ -1384,6 +1443,7 @@ parse_rule(parser *P)
     }
     span open = P->tok.sp;
     advance(P);
+    int last = -1; /* the clause just parsed */
     for (;;) {
         if (diag_stopped(P->C, P->file) || P->C->oom)
             break;
@@ -1411,10 +1471,31 @@ parse_rule(parser *P)
                 r->failed[cl] = true;
             if (!ok)
                 sync_clause(P);
+            last = dup ? -1 : cl;
             continue;
         }
+        /* Junk right after a clause most likely belongs to it: `where x like
+         * "a%"`. The clause is not type-checked then, and when it already has
+         * an error, the junk is part of that one mistake. */
+        if (last >= 0 && !at(P, T_WITHIN)) {
+            bool quiet_junk = r->failed[last];
+            r->failed[last] = true;
+            if (quiet_junk) {
+                advance(P);
+                sync_clause(P);
+                continue;
+            }
+        }
+        last = -1;
         char buf[64];
-        if (at(P, T_IDENT)) {
+        if (at(P, T_IDENT) && junk_word(P) != NULL) {
+            diag_error(P->C, P->tok.sp, "%s", junk_word(P));
+        } else if (at(P, T_RPAREN)) {
+            diag_error(P->C, P->tok.sp, "unmatched ')'");
+        } else if (at(P, T_LBRACKET)) {
+            diag_error(P->C, P->tok.sp,
+                       "there is no indexing with [...]: read an attribute with attr(\"name\")");
+        } else if (at(P, T_IDENT)) {
             uint32_t len = P->tok.lend - P->tok.lstart;
             const char *s = P->L->src + P->tok.lstart;
             const char *sug =
@@ -1424,11 +1505,16 @@ parse_rule(parser *P)
             if (sug)
                 diag_note(P->C, P->tok.sp, "did you mean '%s'?", sug);
         } else if (at(P, T_WITHIN)) {
-            diag_error(P->C, P->tok.sp, "'within' belongs right after a 'match' pattern");
+            diag_error(P->C, P->tok.sp,
+                       r->has[CL_MATCH] && !r->failed[CL_MATCH]
+                           ? "'within' is given twice"
+                           : "'within' belongs right after a 'match' pattern");
             advance(P);
-            if (!r->stray_within && !r->has[CL_MATCH] && at(P, T_DURATION) && !P->tok.bad) {
-                r->stray_within = true; /* a later `match` takes it without a second error */
-                r->within_ms = P->tok.v.ms;
+            if (at(P, T_DURATION)) {
+                if (!r->stray_within && !r->has[CL_MATCH] && !P->tok.bad) {
+                    r->stray_within = true; /* a later `match` takes it, no second error */
+                    r->within_ms = P->tok.v.ms;
+                }
                 advance(P);
             }
             continue;
@@ -1438,7 +1524,10 @@ parse_rule(parser *P)
                        "'}', found %s",
                        found(P, buf, sizeof buf));
         }
+        bool quiet = P->C->quiet;
+        P->C->quiet = true; /* the rest is part of what was just reported */
         advance(P);
+        P->C->quiet = quiet;
         sync_clause(P);
     }
 done:
@@ -1473,6 +1562,8 @@ parse_list(parser *P)
                        tok_spelling(P->tok.kind));
         else
             error_expected(P, "a list name after 'list'");
+        if (!at(P, T_EOF))
+            advance(P); /* `list rule = ...`: do not start over at `rule` */
         sync_decl(P);
         return;
     }

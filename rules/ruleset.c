@@ -100,51 +100,67 @@ looks_binary(cstate *C, uint32_t f)
 {
     srcfile *sf = &C->files[f];
     const char *nul = memchr(sf->text, '\0', sf->len);
-    if (nul == NULL)
+    if (nul != NULL) {
+        span sp = {f, (uint32_t)(nul - sf->text), (uint32_t)(nul - sf->text) + 1};
+        diag_error(C, sp,
+                   "this is not a text file (NUL byte at offset %u); rule files are UTF-8 "
+                   "text",
+                   sp.start);
+        return true;
+    }
+    /* Random bytes, an image, a file in another encoding: many bytes in the
+     * first 64 KiB that are not UTF-8 text. A stray accent in a comment is
+     * not enough (it gets its own error at its place). */
+    uint32_t n = sf->len < 65536 ? sf->len : 65536, bad = 0, first = 0;
+    const unsigned char *s = (const unsigned char *)sf->text;
+    for (uint32_t i = 0; i < n;) {
+        uint32_t cp;
+        size_t k = vg_utf8_decode(s + i, sf->len - i, &cp);
+        bool ok = k > 0 && (cp >= 0x20 || cp == '\t' || cp == '\n' || cp == '\r' || cp == '\f');
+        if (!ok && bad++ == 0)
+            first = i;
+        i += k ? (uint32_t)k : 1;
+    }
+    if (bad < 8 || bad * 20 < n)
         return false;
-    span sp = {f, (uint32_t)(nul - sf->text), (uint32_t)(nul - sf->text) + 1};
+    span sp = {f, first, first + 1};
     diag_error(C, sp,
-               "this is not a text file (NUL byte at offset %u); rule files are UTF-8 "
-               "text",
-               sp.start);
+               "this is not a text file (%u of its first %u bytes are not UTF-8 text); rule "
+               "files are UTF-8 text",
+               bad, n);
     return true;
 }
 
+/* Runs the stages over the files in C and, on success, moves C into a new
+ * rule set. C is closed either way. */
 static vg_err
 compile(cstate *C, unsigned *nerrors, vg_ruleset **out)
 {
+    vg_err err;
     uint32_t nrulefiles = C->nfiles;
-    for (uint32_t f = 0; f < nrulefiles && !C->oom; f++) {
-        if (C->files[f].len > VG_MAX_FILE) {
-            span sp = {f, 0, 0};
-            diag_error(C, sp, "rule file is larger than 64 MiB");
-            continue;
-        }
+    for (uint32_t f = 0; f < nrulefiles && !C->oom; f++)
         if (!looks_binary(C, f))
             parse_file(C, f);
-    }
     if (!C->oom)
         check_all(C);
     diag_flush(C);
     if (nerrors)
         *nerrors = C->nerrors;
-    if (C->oom) {
-        cstate_close(C);
-        return VG_ENOMEM;
-    }
-    if (C->nerrors > 0) {
-        cstate_close(C);
-        return VG_ECOMPILE;
-    }
+    err = C->oom ? VG_ENOMEM : C->nerrors > 0 ? VG_ECOMPILE : VG_OK;
+    if (err)
+        goto fail;
     vg_ruleset *rs = calloc(1, sizeof *rs);
     if (rs == NULL) {
-        cstate_close(C);
-        return VG_ENOMEM;
+        err = VG_ENOMEM;
+        goto fail;
     }
     atomic_init(&rs->refs, 1);
     rs->C = *C;
     *out = rs;
     return VG_OK;
+fail:
+    cstate_close(C);
+    return err;
 }
 
 vg_err
@@ -171,54 +187,66 @@ vg_ruleset_compile_sources(const vg_source *srcs, size_t nsrcs, const vg_compile
         *nerrors = 0;
     if (cstate_open(&C, opts) != VG_OK)
         return VG_ENOMEM;
+    vg_err err = VG_OK;
     for (size_t i = 0; i < nsrcs; i++) {
         if (srcs[i].len > VG_MAX_FILE) {
             diag_error_plain(&C, "%s: rule file is larger than 64 MiB", srcs[i].name);
-            continue;
-        }
-        if (cstate_add_file(&C, srcs[i].name, srcs[i].text, srcs[i].len, false) < 0)
+            err = VG_ECOMPILE;
+        } else if (cstate_add_file(&C, srcs[i].name, srcs[i].text, srcs[i].len, false) < 0) {
+            err = VG_ENOMEM;
             break;
+        }
     }
-    if (C.nerrors > 0) {
-        if (nerrors)
-            *nerrors = C.nerrors;
-        cstate_close(&C);
-        return VG_ECOMPILE;
-    }
+    if (err != VG_OK)
+        goto fail;
     return compile(&C, nerrors, out);
+fail:
+    if (nerrors)
+        *nerrors = C.nerrors;
+    cstate_close(&C);
+    return err;
 }
 
-/* ---- Gathering files ---------------------------------------------------------- */
+/* ---- Gathering files ----------------------------------------------------------
+ * Folders are walked recursively for *.vgl; every file is compiled once, in
+ * path order, however many ways it is reached (a file and its folder, a
+ * symlinked folder, ./x and x); a symlink loop is walked once. */
 
-typedef struct pathlist {
-    char **v;
+typedef struct rulefile {
+    char *path;
+    dev_t dev;
+    ino_t ino;
+} rulefile;
+
+typedef struct gather {
+    cstate *C;
+    rulefile *v;
     size_t n, cap;
-} pathlist;
+    struct {
+        dev_t dev;
+        ino_t ino;
+    } dirs[256]; /* folders walked so far */
+    size_t ndirs;
+} gather;
 
 static vg_err
-pathlist_add(pathlist *pl, const char *p)
+gather_add(gather *g, const char *path, const struct stat *st)
 {
-    if (pl->n == pl->cap) {
-        size_t cap = pl->cap ? pl->cap * 2 : 16;
-        char **v = realloc(pl->v, cap * sizeof(char *));
+    if (g->n == g->cap) {
+        size_t cap = g->cap ? g->cap * 2 : 16;
+        rulefile *v = realloc(g->v, cap * sizeof(rulefile));
         if (v == NULL)
             return VG_ENOMEM;
-        pl->v = v;
-        pl->cap = cap;
+        g->v = v;
+        g->cap = cap;
     }
-    pl->v[pl->n] = strdup(p);
-    if (pl->v[pl->n] == NULL)
+    g->v[g->n].path = strdup(path);
+    if (g->v[g->n].path == NULL)
         return VG_ENOMEM;
-    pl->n++;
+    g->v[g->n].dev = st ? st->st_dev : 0;
+    g->v[g->n].ino = st ? st->st_ino : 0;
+    g->n++;
     return VG_OK;
-}
-
-static void
-pathlist_free(pathlist *pl)
-{
-    for (size_t i = 0; i < pl->n; i++)
-        free(pl->v[i]);
-    free(pl->v);
 }
 
 static bool
@@ -228,19 +256,28 @@ has_vgl_suffix(const char *name)
     return n > 4 && strcmp(name + n - 4, ".vgl") == 0;
 }
 
-/* Adds every *.vgl below dir (recursively); hidden entries are skipped. */
+/* Adds every *.vgl below dir (whose stat is st); hidden entries are skipped. */
 static vg_err
-walk(cstate *C, const char *dir, pathlist *pl, int depth)
+walk(gather *g, const char *dir, const struct stat *st)
 {
-    if (depth > 64)
-        return VG_OK; /* a symlink loop, most likely */
+    for (size_t i = 0; i < g->ndirs; i++)
+        if (g->dirs[i].dev == st->st_dev && g->dirs[i].ino == st->st_ino)
+            return VG_OK; /* walked already: a symlink to it, or a loop */
+    if (g->ndirs == VG_ARRAY_LEN(g->dirs)) {
+        diag_error_plain(g->C, "more than %zu folders of rules under '%s'", VG_ARRAY_LEN(g->dirs),
+                         dir);
+        return VG_ELIMIT;
+    }
+    g->dirs[g->ndirs].dev = st->st_dev;
+    g->dirs[g->ndirs++].ino = st->st_ino;
     DIR *d = opendir(dir);
     if (d == NULL) {
-        diag_error_plain(C, "can't open folder '%s': %s", dir, strerror(errno));
+        diag_error_plain(g->C, "can't open folder '%s': %s", dir, strerror(errno));
         return VG_EIO;
     }
     vg_err err = VG_OK;
     struct dirent *e;
+    bool slash = dir[0] && dir[strlen(dir) - 1] == '/';
     while (err == VG_OK && (e = readdir(d)) != NULL) {
         if (e->d_name[0] == '.')
             continue;
@@ -250,14 +287,13 @@ walk(cstate *C, const char *dir, pathlist *pl, int depth)
             err = VG_ENOMEM;
             break;
         }
-        bool slash = dir[0] && dir[strlen(dir) - 1] == '/';
         snprintf(p, n, "%s%s%s", dir, slash ? "" : "/", e->d_name);
-        struct stat st;
-        if (stat(p, &st) == 0) {
-            if (S_ISDIR(st.st_mode))
-                err = walk(C, p, pl, depth + 1);
-            else if (S_ISREG(st.st_mode) && has_vgl_suffix(e->d_name))
-                err = pathlist_add(pl, p);
+        struct stat est;
+        if (stat(p, &est) == 0) {
+            if (S_ISDIR(est.st_mode))
+                err = walk(g, p, &est);
+            else if (S_ISREG(est.st_mode) && has_vgl_suffix(e->d_name))
+                err = gather_add(g, p, &est);
         }
         free(p);
     }
@@ -268,7 +304,52 @@ walk(cstate *C, const char *dir, pathlist *pl, int depth)
 static int
 cmp_path(const void *a, const void *b)
 {
-    return strcmp(*(char *const *)a, *(char *const *)b);
+    return strcmp(((const rulefile *)a)->path, ((const rulefile *)b)->path);
+}
+
+/* Was the file at index i (in path order) already taken under another name? */
+static bool
+seen_before(const gather *g, size_t i)
+{
+    if (strcmp(g->v[i].path, "-") == 0)
+        return false;
+    for (size_t j = 0; j < i; j++)
+        if (g->v[j].dev == g->v[i].dev && g->v[j].ino == g->v[i].ino &&
+            strcmp(g->v[j].path, "-") != 0)
+            return true;
+    return false;
+}
+
+static vg_err
+gather_paths(gather *g, const char *const *paths, size_t npaths)
+{
+    vg_err err = VG_OK;
+    for (size_t i = 0; i < npaths && err == VG_OK; i++) {
+        struct stat st;
+        if (strcmp(paths[i], "-") == 0) {
+            err = gather_add(g, paths[i], NULL);
+        } else if (stat(paths[i], &st) != 0) {
+            diag_error_plain(g->C, "can't open '%s': %s", paths[i], strerror(errno));
+            err = errno == ENOENT ? VG_ENOENT : VG_EIO;
+        } else if (S_ISDIR(st.st_mode)) {
+            size_t before = g->n;
+            err = walk(g, paths[i], &st);
+            if (err == VG_OK && g->n == before) {
+                diag_error_plain(g->C, "no rule files (*.vgl) in folder '%s'", paths[i]);
+                err = VG_EINVAL;
+            }
+        } else if (!S_ISREG(st.st_mode)) {
+            diag_error_plain(g->C, "'%s' is not a regular file", paths[i]);
+            err = VG_EINVAL;
+        } else {
+            err = gather_add(g, paths[i], &st);
+        }
+    }
+    if (err == VG_OK && g->n == 0) {
+        diag_error_plain(g->C, "no rule files given");
+        err = VG_EINVAL;
+    }
+    return err;
 }
 
 vg_err
@@ -280,57 +361,37 @@ vg_ruleset_compile(const char *const *paths, size_t npaths, const vg_compile_opt
         *nerrors = 0;
     if (cstate_open(&C, opts) != VG_OK)
         return VG_ENOMEM;
-    pathlist pl = {0};
-    vg_err err = VG_OK;
-    for (size_t i = 0; i < npaths && err == VG_OK; i++) {
-        struct stat st;
-        if (strcmp(paths[i], "-") != 0 && stat(paths[i], &st) != 0) {
-            diag_error_plain(&C, "can't open '%s': %s", paths[i], strerror(errno));
-            err = errno == ENOENT ? VG_ENOENT : VG_EIO;
-        } else if (strcmp(paths[i], "-") != 0 && S_ISDIR(st.st_mode)) {
-            size_t before = pl.n;
-            err = walk(&C, paths[i], &pl, 0);
-            if (err == VG_OK && pl.n == before) {
-                diag_error_plain(&C, "no rule files (*.vgl) in folder '%s'", paths[i]);
-                err = VG_EINVAL;
-            }
-        } else {
-            err = pathlist_add(&pl, paths[i]);
+    gather g = {.C = &C};
+    vg_err err = gather_paths(&g, paths, npaths);
+    if (err == VG_OK)
+        qsort(g.v, g.n, sizeof(rulefile), cmp_path);
+    for (size_t i = 0; i < g.n && err == VG_OK; i++) {
+        if (seen_before(&g, i))
+            continue;
+        vg_buf b = {0};
+        const char *name = strcmp(g.v[i].path, "-") == 0 ? "<stdin>" : g.v[i].path;
+        err = vg_read_file_max(g.v[i].path, VG_MAX_FILE, &b);
+        if (err == VG_ENOENT || err == VG_EIO) {
+            diag_error_plain(&C, "can't read '%s': %s", name, strerror(errno));
+        } else if (err == VG_ELIMIT) {
+            diag_error_plain(&C, "%s: rule file is larger than 64 MiB", name);
+            err = VG_ECOMPILE; /* a rule error: the file is there, but too big */
+        } else if (err == VG_OK && cstate_add_file(&C, name, b.data, b.len, false) < 0) {
+            err = VG_ENOMEM;
         }
+        vg_buf_free(&b);
     }
-    if (err == VG_OK && pl.n == 0) {
-        diag_error_plain(&C, "no rule files given");
-        err = VG_EINVAL;
-    }
-    if (err == VG_OK) {
-        qsort(pl.v, pl.n, sizeof(char *), cmp_path);
-        for (size_t i = 0; i < pl.n && err == VG_OK; i++) {
-            if (i > 0 && strcmp(pl.v[i], pl.v[i - 1]) == 0)
-                continue; /* named twice (a file and its folder) */
-            vg_buf b = {0};
-            err = vg_read_file(pl.v[i], &b);
-            if (err == VG_ENOENT || err == VG_EIO) {
-                diag_error_plain(&C, "can't read '%s': %s", pl.v[i], strerror(errno));
-            } else if (err == VG_OK) {
-                if (b.len > VG_MAX_FILE) {
-                    diag_error_plain(&C, "%s: rule file is larger than 64 MiB", pl.v[i]);
-                    err = VG_EINVAL;
-                } else if (cstate_add_file(&C, strcmp(pl.v[i], "-") == 0 ? "<stdin>" : pl.v[i],
-                                           b.data, b.len, false) < 0) {
-                    err = VG_ENOMEM;
-                }
-            }
-            vg_buf_free(&b);
-        }
-    }
-    pathlist_free(&pl);
-    if (err != VG_OK) {
-        if (nerrors)
-            *nerrors = C.nerrors;
-        cstate_close(&C);
-        return err;
-    }
+    for (size_t i = 0; i < g.n; i++)
+        free(g.v[i].path);
+    free(g.v);
+    if (err != VG_OK)
+        goto fail;
     return compile(&C, nerrors, out);
+fail:
+    if (nerrors)
+        *nerrors = C.nerrors;
+    cstate_close(&C);
+    return err;
 }
 
 vg_ruleset *

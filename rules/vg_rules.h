@@ -46,6 +46,10 @@ vg_err vg_diag_render(const vg_diag *d, bool color, vg_buf *out);
 /* Writes "N error(s) generated." to f, as clang ends; nothing for 0. */
 void vg_diag_summary(FILE *f, unsigned errors);
 
+/* The closest of cands[0..n) to name[0..len) by edit distance (ASCII case
+ * folded), or NULL when none is close enough to suggest ("did you mean"). */
+const char *vg_suggest(const char *name, size_t len, const char *const *cands, size_t n);
+
 typedef struct vg_compile_opts {
     const vg_schema *schema; /* NULL: vg_schema_default() */
     vg_diag_fn diag;         /* NULL: diagnostics are only counted */

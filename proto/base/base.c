@@ -205,6 +205,12 @@ vg_buf_free(vg_buf *b)
 vg_err
 vg_read_file(const char *path, vg_buf *out)
 {
+    return vg_read_file_max(path, SIZE_MAX, out);
+}
+
+vg_err
+vg_read_file_max(const char *path, size_t max, vg_buf *out)
+{
     bool is_stdin = strcmp(path, "-") == 0;
     FILE *f = is_stdin ? stdin : fopen(path, "rb");
     if (f == NULL)
@@ -213,8 +219,11 @@ vg_read_file(const char *path, vg_buf *out)
     vg_err err = vg_buf_append(&b, "", 0); /* an empty file still gets its NUL */
     char chunk[65536];
     size_t n;
-    while (err == VG_OK && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
+    while (err == VG_OK && (n = fread(chunk, 1, sizeof chunk, f)) > 0) {
         err = vg_buf_append(&b, chunk, n);
+        if (err == VG_OK && b.len > max)
+            err = VG_ELIMIT;
+    }
     if (err == VG_OK && ferror(f)) {
         err = VG_EIO;
         if (errno == 0)

@@ -52,6 +52,12 @@ grep_in "$tmp/out" "^vigil [0-9]" "check --version"
 expect 64 "no command" -- "$vigil"
 expect 64 "unknown command" -- "$vigil" frobnicate
 grep_in "$tmp/err" "'frobnicate' is not a vigil command" "unknown command message"
+expect 64 "a misspelt command" -- "$vigil" chek x.vgl
+grep_in "$tmp/err" "'chek' is not a vigil command; did you mean 'check'?" "command suggestion"
+expect 0 "vigil help check" -- "$vigil" help check
+grep_in "$tmp/out" "usage: vigil check" "help for a command"
+expect 64 "check --dump, not in this version" -- "$vigil" check --dump x.vgl
+grep_in "$tmp/err" "not available in this version" "--dump says so plainly"
 expect 64 "command not in this version" -- "$vigil" replay --rules x
 grep_in "$tmp/err" "not available in this version" "not-yet command says so plainly"
 expect 64 "check without files" -- "$vigil" check
@@ -81,7 +87,25 @@ grep_in "$tmp/err" "$(printf '\033')\[1;31merror" "error in red"
 # --- hostile input: clear errors, never a crash ---------------------------------
 head -c 200000 /dev/urandom >"$tmp/garbage.vgl"
 expect 1 "binary garbage" -- "$vigil" check "$tmp/garbage.vgl"
-grep_in "$tmp/err" "error generated\|errors generated" "garbage ends with a count"
+grep_in "$tmp/err" "garbage.vgl:[0-9]*:[0-9]*: error: this is not a text file" "garbage is called not text"
+grep_in "$tmp/err" "^1 error generated.$" "garbage gives one error"
+head -c 200000 /dev/urandom | tr -d '\000' >"$tmp/garbage2.vgl"
+expect 1 "binary garbage without NUL bytes" -- "$vigil" check "$tmp/garbage2.vgl"
+grep_in "$tmp/err" "garbage2.vgl:1:[0-9]*: error: this is not a text file ([0-9]* of its first 65536 bytes are not UTF-8 text)" "garbage without NUL is called not text"
+grep_in "$tmp/err" "^1 error generated.$" "garbage without NUL gives one error"
+expect 66 "a device, not a file" -- "$vigil" check /dev/zero
+grep_in "$tmp/err" "'/dev/zero' is not a regular file" "device message"
+expect 1 "endless standard input" -- sh -c "head -c 70000000 /dev/zero | tr '\\000' ' ' | \"$vigil\" check -"
+grep_in "$tmp/err" "<stdin>: rule file is larger than 64 MiB" "size limit on stdin"
+
+# a folder reached twice (a symlink to it, a loop, a file named again) is
+# compiled once: no false "defined twice"
+mkdir -p "$tmp/sym/a/b/c"
+printf 'rule deep { where amount > 1 }\n' >"$tmp/sym/a/b/c/deep.vgl"
+ln -s "$tmp/sym/a" "$tmp/sym/a/b/loop"
+ln -s "$tmp/sym/a" "$tmp/sym/current"
+expect 0 "symlinked folders and a symlink loop" -- "$vigil" check "$tmp/sym" "$tmp/sym/a/b/c/deep.vgl"
+grep_in "$tmp/out" "^ok: 1 rule in 1 file" "each file once"
 printf 'rule r { where amount > 5 }\n\000\001\002' >"$tmp/nul.vgl"
 expect 1 "a file with NUL bytes" -- "$vigil" check "$tmp/nul.vgl"
 grep_in "$tmp/err" "this is not a text file (NUL byte at offset 28)" "NUL byte message"
@@ -90,7 +114,7 @@ expect 1 "invalid UTF-8 in a string" -- "$vigil" check "$tmp/latin1.vgl"
 grep_in "$tmp/err" "latin1.vgl:2:30: error: invalid UTF-8 byte 0xE9 in a string" "UTF-8 message"
 printf 'rule r {\n  where \377\376 amount > 5\n}\n' >"$tmp/badbytes.vgl"
 expect 1 "invalid UTF-8 outside strings" -- "$vigil" check "$tmp/badbytes.vgl"
-grep_in "$tmp/err" "badbytes.vgl:2:9: error: invalid UTF-8 byte 0xFF" "UTF-8 message outside strings"
+grep_in "$tmp/err" "badbytes.vgl:2:9: error: invalid UTF-8 (2 bytes, the first 0xFF)" "UTF-8 message outside strings"
 
 # deep nesting: bounded, one clear error
 awk 'BEGIN { printf "rule deep { where "; for (i = 0; i < 100000; i++) printf "("; printf "amount > 5"; for (i = 0; i < 100000; i++) printf ")"; print " }" }' >"$tmp/deep.vgl"
@@ -128,7 +152,10 @@ expect 0 "a 10 MB rule file" -- "$vigil" check "$tmp/big.vgl"
 grep_in "$tmp/out" "ok: 80000 rules in 1 file" "10 MB summary"
 awk 'BEGIN { for (i = 0; i < 700000; i++) print "@@ bogus ###" }' | tr '#' '$' >"$tmp/bignonsense.vgl"
 expect 1 "10 MB of nonsense" -- "$vigil" check "$tmp/bignonsense.vgl"
-grep_in "$tmp/err" "bignonsense.vgl: error: too many errors; stopping" "error limit"
+grep_in "$tmp/err" "bignonsense.vgl:1:4: error: expected 'rule' or 'list', found 'bogus'" "nonsense message"
+awk 'BEGIN { for (i = 0; i < 500000; i++) printf "rule r%d { where amout > %d }\n", i, i }' >"$tmp/manyerrors.vgl"
+expect 1 "a 10 MB file of rules with a mistake each" -- "$vigil" check "$tmp/manyerrors.vgl"
+grep_in "$tmp/err" "manyerrors.vgl: error: too many errors; stopping" "error limit"
 grep_in "$tmp/err" "^100 errors generated.$" "error count at the limit"
 
 echo "cli: $n checks, $fails failed"

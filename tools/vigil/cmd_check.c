@@ -58,11 +58,9 @@ int
 cmd_check(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"quiet", no_argument, NULL, 'q'},
-        {"color", required_argument, NULL, 'c'},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
-        {NULL, 0, NULL, 0},
+        {"quiet", no_argument, NULL, 'q'}, {"color", required_argument, NULL, 'c'},
+        {"help", no_argument, NULL, 'h'},  {"version", no_argument, NULL, 'V'},
+        {"dump", no_argument, NULL, 'D'},  {NULL, 0, NULL, 0},
     };
     bool quiet = false;
     const char *color = "auto";
@@ -75,6 +73,12 @@ cmd_check(int argc, char **argv)
         case 'c': color = optarg; break;
         case 'h': check_usage(stdout); return VG_EXIT_OK;
         case 'V': printf("vigil %s\n", VG_VERSION); return VG_EXIT_OK;
+        case 'D':
+            fprintf(stderr,
+                    "vigil check: --dump (the bytecode) is not available in this version "
+                    "(%s) yet; it arrives with rule evaluation\n",
+                    VG_VERSION);
+            return VG_EXIT_USAGE;
         default:
             if (optopt == 'c')
                 return cli_usage_error("check", "--color needs a value: auto, always or never");

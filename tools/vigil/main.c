@@ -87,7 +87,14 @@ main(int argc, char **argv)
         return VG_EXIT_USAGE;
     }
     const char *cmd = argv[1];
-    if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
+    if (strcmp(cmd, "help") == 0 && argc > 2) { /* vigil help check */
+        char help[] = "--help";
+        char *args[] = {argv[2], help, NULL};
+        for (size_t i = 0; i < VG_ARRAY_LEN(commands); i++)
+            if (strcmp(argv[2], commands[i].name) == 0)
+                return commands[i].run(2, args);
+        cmd = argv[2]; /* not a command: say so below */
+    } else if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
         usage(stdout);
         return VG_EXIT_OK;
     }
@@ -109,5 +116,12 @@ main(int argc, char **argv)
     }
     if (cmd[0] == '-')
         return cli_usage_error(NULL, "unrecognized option '%s'", cmd);
+    const char *names[VG_ARRAY_LEN(commands) + VG_ARRAY_LEN(not_yet)];
+    size_t n = 0;
+    for (size_t i = 0; i < VG_ARRAY_LEN(commands); i++)
+        names[n++] = commands[i].name;
+    const char *sug = vg_suggest(cmd, strlen(cmd), names, n);
+    if (sug != NULL)
+        return cli_usage_error(NULL, "'%s' is not a vigil command; did you mean '%s'?", cmd, sug);
     return cli_usage_error(NULL, "'%s' is not a vigil command", cmd);
 }
