@@ -5,6 +5,7 @@
  * Nothing here knows a field by name except the two conventions `time_ms` and
  * `X_minor`, and `currency` as the scale of money.
  */
+#include "vg_event.h"
 #include "vg_schema.h"
 #include "vg_schema_pb.h"
 
@@ -182,6 +183,13 @@ vg_schema_new(const ProtobufCMessageDescriptor *txn, const ProtobufCMessageDescr
         nfields += md[s]->n_fields;
         for (unsigned i = 0; i < md[s]->n_fields; i++)
             namebytes += strlen(md[s]->fields[i].name) + 1;
+    }
+    for (int s = 0; s < VG_NSTREAMS; s++) {
+        if (md[s]->n_fields > VG_MAX_FIELDS) {
+            snprintf(why, whylen, "%s has %u fields; at most %d are supported", md[s]->name,
+                     md[s]->n_fields, VG_MAX_FIELDS);
+            return VG_EINVAL;
+        }
     }
     vg_schema *sc = calloc(1, sizeof *sc);
     if (sc == NULL)

@@ -290,6 +290,7 @@ compile_regex(cstate *C, node *n)
         C->regexes = v;
         C->capregexes = cap;
     }
+    n->rx_index = (int32_t)C->nregexes;
     C->regexes[C->nregexes++] = re;
     n->rx_code = re;
     return true;

@@ -138,6 +138,7 @@ node_new(parser *P, node_kind k, span sp)
     n->kind = (uint8_t)k;
     n->sp = sp;
     n->step = -1;
+    n->tmpl = P->in_template;
     return n;
 }
 

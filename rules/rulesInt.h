@@ -14,7 +14,10 @@
 
 #include <stdint.h>
 
+#include <stdatomic.h>
+
 #include "vg_rules.h"
+#include "vg_vm.h"
 
 typedef struct span {
     uint32_t file;  /* index into cstate.files */
@@ -243,6 +246,7 @@ struct node {
     uint8_t op;      /* N_BINARY: the operator's tok_kind; N_IN/N_REGEX: 1 = negated */
     uint8_t paren;   /* written inside parentheses (for "comparisons do not chain") */
     uint16_t height; /* levels of operands below, 0 for a leaf (bounded by VG_MAX_HEIGHT) */
+    uint8_t tmpl;    /* inside a message template: its text has string escapes */
     type ty;         /* set by check.c */
     span sp;         /* the whole expression */
     span sp2;        /* N_STREAM/N_MEMBER: the field name; N_CALL/N_AGG: the callee;
@@ -271,10 +275,11 @@ struct node {
     const char *rx_pat;
     uint32_t rx_len;
     unsigned rx_flags;
-    span rx_sp;    /* the pattern text, for pcre2 error offsets */
-    bool rx_exact; /* rx_sp maps pattern bytes 1:1 (not inside a template) */
-    void *rx_code; /* pcre2_code *, owned by the rule set */
-    bool rx_done;  /* compile_regex() ran on this literal (rx_code NULL: it failed) */
+    span rx_sp;       /* the pattern text, for pcre2 error offsets */
+    bool rx_exact;    /* rx_sp maps pattern bytes 1:1 (not inside a template) */
+    void *rx_code;    /* pcre2_code *, owned by the rule set */
+    bool rx_done;     /* compile_regex() ran on this literal (rx_code NULL: it failed) */
+    int32_t rx_index; /* its index in cstate.regexes (when rx_code is set) */
     /* resolution (check.c) */
     uint8_t ref;           /* ref_kind */
     uint8_t stream;        /* REF_FIELD: vg_stream_id of the event read */
@@ -441,6 +446,46 @@ typedef struct cstate {
     void **regexes; /* pcre2_code * to free with the rule set */
     uint32_t nregexes, capregexes;
 } cstate;
+
+/* ---- Bytecode (opcodes.h has the list) ------------------------------------ */
+
+#include "opcodes.h"
+
+enum vg_opcode {
+#define OP(name, operands) OP_##name,
+    VG_OPCODES(OP)
+#undef OP
+};
+
+/* ---- The rule set ---------------------------------------------------------- */
+
+struct vg_ruleset {
+    atomic_int refs;
+    cstate C;       /* the checked tree and everything it points to (C.arena) */
+    vg_rule *rules; /* gen.c: the compiled rules, C.nrules of them */
+    const char **keyspaces;
+    uint32_t nkeyspaces;
+    vg_value *consts; /* constants of every program */
+    uint32_t nconsts;
+    struct vg_set *sets; /* `in` lists as hash sets */
+    uint32_t nsets;
+    void *match_ctx;    /* pcre2_match_context * with the match limits */
+    uint32_t max_stack; /* the deepest stack any program needs */
+};
+
+/* gen.c: compiles every checked rule of rs into programs. Reports nothing
+ * (the checker has) but VG_ENOMEM. */
+vg_err gen_ruleset(vg_ruleset *rs);
+/* Frees what gen_ruleset made outside the arena. */
+void gen_free(vg_ruleset *rs);
+
+/* A set of values for `in`: numbers, or strings by bytes. */
+typedef struct vg_set {
+    uint64_t *hashes;     /* open addressing; 0 = empty slot */
+    const vg_value *vals; /* parallel to hashes */
+    uint32_t cap;         /* a power of two */
+    uint32_t n;
+} vg_set;
 
 /* diag.c */
 #include <stdarg.h>

@@ -32,11 +32,6 @@ fn_lookup(const char *name, size_t len)
     return FN_NONE;
 }
 
-struct vg_ruleset {
-    atomic_int refs;
-    cstate C; /* the checked tree and everything it points to */
-};
-
 void *
 cstate_alloc(cstate *C, size_t size)
 {
@@ -156,6 +151,13 @@ compile(cstate *C, unsigned *nerrors, vg_ruleset **out)
     }
     atomic_init(&rs->refs, 1);
     rs->C = *C;
+    err = gen_ruleset(rs);
+    if (err) {
+        gen_free(rs);
+        cstate_close(&rs->C);
+        free(rs);
+        return err;
+    }
     *out = rs;
     return VG_OK;
 fail:
@@ -406,6 +408,7 @@ vg_ruleset_unref(vg_ruleset *rs)
 {
     if (rs == NULL || atomic_fetch_sub(&rs->refs, 1) != 1)
         return;
+    gen_free(rs);
     cstate_close(&rs->C);
     free(rs);
 }

@@ -7,7 +7,7 @@ set -eu
 pkgs="build-essential cmake pkg-config git
       clang libclang-rt-14-dev clang-format
       protobuf-c-compiler libprotobuf-c-dev
-      libpcre2-dev
+      libpcre2-dev libssl-dev
       libcmocka-dev"
 
 missing=""

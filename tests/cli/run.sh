@@ -56,8 +56,9 @@ expect 64 "a misspelt command" -- "$vigil" chek x.vgl
 grep_in "$tmp/err" "'chek' is not a vigil command; did you mean 'check'?" "command suggestion"
 expect 0 "vigil help check" -- "$vigil" help check
 grep_in "$tmp/out" "usage: vigil check" "help for a command"
-expect 64 "check --dump, not in this version" -- "$vigil" check --dump x.vgl
-grep_in "$tmp/err" "not available in this version" "--dump says so plainly"
+expect 0 "check --dump" -- "$vigil" check --dump "$top/rules/examples"
+grep_in "$tmp/out" "^rule velocity_cnp  version [0-9a-f]\{8\}" "--dump names each rule and its version"
+grep_in "$tmp/out" "aggregate 0: count column -1 over 3600000ms" "--dump shows aggregates"
 expect 64 "command not in this version" -- "$vigil" replay --rules x
 grep_in "$tmp/err" "not available in this version" "not-yet command says so plainly"
 expect 64 "check without files" -- "$vigil" check

@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "vg_rules.h"
+#include "vg_vm.h"
 
 static void
 check_usage(FILE *f)
@@ -29,6 +30,8 @@ check_usage(FILE *f)
                "\n"
                "Options:\n"
                "  -q, --quiet        print nothing when every rule compiles\n"
+               "      --dump         print each rule's compiled programs (the bytecode, its\n"
+               "                     aggregates and columns) on stdout\n"
                "      --color=WHEN   color diagnostics: auto (a terminal, NO_COLOR unset),\n"
                "                     always or never (default: auto)\n"
                "  -h, --help         show this help and exit\n"
@@ -62,7 +65,7 @@ cmd_check(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},  {"version", no_argument, NULL, 'V'},
         {"dump", no_argument, NULL, 'D'},  {NULL, 0, NULL, 0},
     };
-    bool quiet = false;
+    bool quiet = false, dump = false;
     const char *color = "auto";
     int c;
     opterr = 0;
@@ -73,12 +76,7 @@ cmd_check(int argc, char **argv)
         case 'c': color = optarg; break;
         case 'h': check_usage(stdout); return VG_EXIT_OK;
         case 'V': printf("vigil %s\n", VG_VERSION); return VG_EXIT_OK;
-        case 'D':
-            fprintf(stderr,
-                    "vigil check: --dump (the bytecode) is not available in this version "
-                    "(%s) yet; it arrives with rule evaluation\n",
-                    VG_VERSION);
-            return VG_EXIT_USAGE;
+        case 'D': dump = true; break;
         default:
             if (optopt == 'c')
                 return cli_usage_error("check", "--color needs a value: auto, always or never");
@@ -100,6 +98,8 @@ cmd_check(int argc, char **argv)
     vg_buf_free(&s.out);
     switch (err) {
     case VG_OK:
+        if (dump)
+            vg_ruleset_dump(rs, stdout);
         if (!quiet) {
             size_t nr = vg_ruleset_nrules(rs), nl = vg_ruleset_nlists(rs),
                    nf = vg_ruleset_nfiles(rs);

@@ -1,0 +1,145 @@
+/*
+ * event.c - events as rules see them (vg_event.h): currency digits, and the
+ * protobuf-c -> vg_event conversion, driven by the schema's descriptors so a
+ * new .proto field flows through with no code here.
+ */
+#include <string.h>
+
+#include "vg_event.h"
+#include "vg_schema_pb.h"
+
+void
+vg_event_clear(vg_event *ev, vg_stream_id s)
+{
+    ev->stream = s;
+    ev->digits = 2;
+    ev->nattrs = 0;
+    ev->attrs = NULL;
+    memset(ev->v, 0, sizeof ev->v);
+}
+
+double
+vg_pow10(unsigned digits)
+{
+    static const double p[] = {1, 10, 100, 1000, 10000};
+    return digits < VG_ARRAY_LEN(p) ? p[digits] : 100;
+}
+
+unsigned
+vg_currency_digits(const char *code, size_t len)
+{
+    /* ISO 4217 minor units where they are not 2 (docs/language.md, "Money") */
+    static const char zero[] =
+        "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF";
+    static const char three[] = "BHD IQD JOD KWD LYD OMR TND";
+    static const char four[] = "CLF UYW";
+    if (len != 3)
+        return 2;
+    char c[4] = {code[0], code[1], code[2], 0};
+    for (int i = 0; i < 3; i++)
+        if (c[i] >= 'a' && c[i] <= 'z')
+            c[i] = (char)(c[i] - 32);
+    if (strstr(zero, c))
+        return 0;
+    if (strstr(three, c))
+        return 3;
+    if (strstr(four, c))
+        return 4;
+    return 2;
+}
+
+/* The value of field f of message m, or missing. */
+static vg_value
+pb_value(const ProtobufCMessage *m, const vg_field *f)
+{
+    const ProtobufCFieldDescriptor *fd = f->pb;
+    const char *base = (const char *)m;
+    vg_value v = {0};
+    if (f->flags & VG_FIELD_OPTIONAL) {
+        uint32_t which = *(const uint32_t *)(base + fd->quantifier_offset);
+        if (which != fd->id)
+            return v;
+    }
+    const void *p = base + fd->offset;
+    double num = 0;
+    switch (fd->type) {
+    case PROTOBUF_C_TYPE_INT32:
+    case PROTOBUF_C_TYPE_SINT32:
+    case PROTOBUF_C_TYPE_SFIXED32: num = *(const int32_t *)p; break;
+    case PROTOBUF_C_TYPE_UINT32:
+    case PROTOBUF_C_TYPE_FIXED32: num = *(const uint32_t *)p; break;
+    case PROTOBUF_C_TYPE_INT64:
+    case PROTOBUF_C_TYPE_SINT64:
+    case PROTOBUF_C_TYPE_SFIXED64: num = (double)*(const int64_t *)p; break;
+    case PROTOBUF_C_TYPE_UINT64:
+    case PROTOBUF_C_TYPE_FIXED64: num = (double)*(const uint64_t *)p; break;
+    case PROTOBUF_C_TYPE_FLOAT: num = *(const float *)p; break;
+    case PROTOBUF_C_TYPE_DOUBLE: num = *(const double *)p; break;
+    case PROTOBUF_C_TYPE_BOOL: num = *(const protobuf_c_boolean *)p ? 1 : 0; break;
+    case PROTOBUF_C_TYPE_ENUM: num = *(const int *)p; break;
+    case PROTOBUF_C_TYPE_STRING: {
+        const char *s = *(char *const *)p;
+        v.kind = VG_V_STR;
+        v.u.s = s ? s : "";
+        v.len = s ? (uint32_t)strlen(s) : 0;
+        return v;
+    }
+    default: return v;
+    }
+    v.u.num = num;
+    switch (f->type) {
+    case VG_FT_TIME: v.kind = VG_V_TIME; break;
+    case VG_FT_BOOL: v.kind = VG_V_BOOL; break;
+    case VG_FT_ENUM: v.kind = VG_V_ENUM; break;
+    default: v.kind = VG_V_NUM; break;
+    }
+    return v;
+}
+
+vg_err
+vg_event_from_pb(const vg_schema *sc, vg_stream_id s, const ProtobufCMessage *m, vg_attr *attrs,
+                 size_t attr_cap, vg_event *ev)
+{
+    vg_event_clear(ev, s);
+    size_t n = vg_schema_nfields(sc, s);
+    int64_t minor[VG_MAX_FIELDS];
+    for (size_t i = 0; i < n; i++) {
+        const vg_field *f = vg_schema_field_at(sc, s, i);
+        if (f->type == VG_FT_MAP) {
+            const ProtobufCFieldDescriptor *fd = f->pb;
+            size_t count = *(const size_t *)((const char *)m + fd->quantifier_offset);
+            ProtobufCMessage *const *ents =
+                *(ProtobufCMessage *const *const *)((const char *)m + fd->offset);
+            if (count > attr_cap)
+                return VG_ELIMIT;
+            for (size_t k = 0; k < count; k++) {
+                /* a map entry: field 1 key, field 2 value, both strings */
+                const ProtobufCMessageDescriptor *ed = ents[k]->descriptor;
+                const char *key = *(char *const *)((const char *)ents[k] + ed->fields[0].offset);
+                const char *val = *(char *const *)((const char *)ents[k] + ed->fields[1].offset);
+                attrs[k].key = key ? key : "";
+                attrs[k].val = val ? val : "";
+                attrs[k].klen = (uint32_t)strlen(attrs[k].key);
+                attrs[k].vlen = (uint32_t)strlen(attrs[k].val);
+            }
+            ev->attrs = attrs;
+            ev->nattrs = (uint32_t)count;
+            continue;
+        }
+        ev->v[i] = pb_value(m, f);
+        if ((f->flags & VG_FIELD_MONEY) && ev->v[i].kind == VG_V_NUM)
+            minor[i] = *(const int64_t *)((const char *)m +
+                                          ((const ProtobufCFieldDescriptor *)f->pb)->offset);
+    }
+    const vg_field *cur = vg_schema_currency(sc, s);
+    if (cur != NULL && ev->v[cur->slot].kind == VG_V_STR)
+        ev->digits = (uint8_t)vg_currency_digits(ev->v[cur->slot].u.s, ev->v[cur->slot].len);
+    /* money: minor units / 10^digits, once the currency is known */
+    double scale = vg_pow10(ev->digits);
+    for (size_t i = 0; i < n; i++) {
+        const vg_field *f = vg_schema_field_at(sc, s, i);
+        if ((f->flags & VG_FIELD_MONEY) && ev->v[i].kind == VG_V_NUM)
+            ev->v[i].u.num = (double)minor[i] / scale;
+    }
+    return VG_OK;
+}

@@ -1,0 +1,63 @@
+/*
+ * vg_event.h - one event as rules see it: a flat array of values, one per
+ * rule-visible field of its stream (vg_schema.h slots), plus its attributes.
+ *
+ * Every reader (protobuf, CSV, JSONL) fills the same record, so the VM and
+ * the engine never see a wire format. Values hold numbers as doubles: money
+ * is minor units / 10^digits (a correctly rounded division of exact integers,
+ * so it equals the double a decimal literal compiles to and comparisons with
+ * literals are exact); times and durations are milliseconds; enums their
+ * wire number; bools 0 or 1. Strings are not NUL-terminated and point into
+ * memory the event's filler owns; they stay valid until the filler reuses it.
+ */
+#ifndef VG_EVENT_H
+#define VG_EVENT_H
+
+#include "vg_schema.h"
+
+typedef enum vg_vkind {
+    VG_V_MISSING = 0, /* absent optional field, absent attr, empty-window avg, ... */
+    VG_V_NUM,
+    VG_V_STR,
+    VG_V_BOOL,
+    VG_V_TIME, /* num: Unix epoch ms */
+    VG_V_DUR,  /* num: ms */
+    VG_V_ENUM, /* num: the wire number */
+} vg_vkind;
+
+typedef struct vg_value {
+    union {
+        double num;    /* NUM, TIME, DUR, ENUM, BOOL */
+        const char *s; /* STR */
+    } u;
+    uint32_t len; /* STR: bytes */
+    uint8_t kind; /* vg_vkind */
+} vg_value;
+
+typedef struct vg_attr {
+    const char *key, *val;
+    uint32_t klen, vlen; /* bytes */
+} vg_attr;
+
+/* Fields of one stream are at most this many (a schema with more is refused). */
+#define VG_MAX_FIELDS 64
+
+typedef struct vg_event {
+    vg_stream_id stream;
+    uint8_t digits; /* decimal digits of the currency: money fields are minor / 10^digits */
+    uint32_t nattrs;
+    const vg_attr *attrs;      /* the attrs map, in wire order */
+    vg_value v[VG_MAX_FIELDS]; /* by slot; slots past the stream's fields are unused */
+} vg_event;
+
+/* Makes ev an event of stream s with every field missing and no attrs. */
+void vg_event_clear(vg_event *ev, vg_stream_id s);
+
+/* Decimal digits of an ISO 4217 currency's minor unit: 0 (JPY), 3 (KWD),
+ * 4 (CLF), else 2 (unknown and empty codes included). */
+unsigned vg_currency_digits(const char *code, size_t len);
+
+/* 10^digits for digits 0..4. */
+double vg_pow10(unsigned digits);
+
+#endif
