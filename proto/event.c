@@ -3,10 +3,13 @@
  * protobuf-c -> vg_event conversion, driven by the schema's descriptors so a
  * new .proto field flows through with no code here.
  */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "vg_event.h"
 #include "vg_schema_pb.h"
+#include "vigil.pb-c.h"
 
 void
 vg_event_clear(vg_event *ev, vg_stream_id s)
@@ -142,4 +145,65 @@ vg_event_from_pb(const vg_schema *sc, vg_stream_id s, const ProtobufCMessage *m,
             ev->v[i].u.num = (double)minor[i] / scale;
     }
     return VG_OK;
+}
+
+/* ---- Length-delimited protobuf ------------------------------------------- */
+
+struct vg_pb_event {
+    Vigil__V1__Event *msg;
+    vg_attr *attrs;
+    size_t cap;
+};
+
+void
+vg_pb_event_free(vg_pb_event *h)
+{
+    if (h == NULL)
+        return;
+    if (h->msg)
+        vigil__v1__event__free_unpacked(h->msg, NULL);
+    free(h->attrs);
+    free(h);
+}
+
+vg_err
+vg_pb_decode(vg_pb_event **holder, const vg_schema *sc, const uint8_t *buf, size_t len,
+             vg_event *ev, char *why, size_t whylen)
+{
+    vg_pb_event *h = *holder;
+    if (h == NULL) {
+        h = *holder = calloc(1, sizeof *h);
+        if (h == NULL)
+            return VG_ENOMEM;
+    }
+    if (h->msg) {
+        vigil__v1__event__free_unpacked(h->msg, NULL);
+        h->msg = NULL;
+    }
+    h->msg = vigil__v1__event__unpack(NULL, len, buf);
+    if (h->msg == NULL) {
+        snprintf(why, whylen, "not a valid vigil.v1.Event message (%zu bytes)", len);
+        return VG_EINVAL;
+    }
+    const ProtobufCMessage *m;
+    vg_stream_id s;
+    if (h->msg->kind_case == VIGIL__V1__EVENT__KIND_TXN) {
+        m = &h->msg->txn->base;
+        s = VG_STREAM_TXN;
+    } else if (h->msg->kind_case == VIGIL__V1__EVENT__KIND_ACCOUNT) {
+        m = &h->msg->account->base;
+        s = VG_STREAM_EVENT;
+    } else {
+        snprintf(why, whylen, "the Event has neither txn nor account set");
+        return VG_EINVAL;
+    }
+    size_t nattrs = s == VG_STREAM_TXN ? h->msg->txn->n_attrs : h->msg->account->n_attrs;
+    if (nattrs > h->cap) {
+        vg_attr *a = realloc(h->attrs, nattrs * sizeof(vg_attr));
+        if (a == NULL)
+            return VG_ENOMEM;
+        h->attrs = a;
+        h->cap = nattrs;
+    }
+    return vg_event_from_pb(sc, s, m, h->attrs, h->cap, ev);
 }

@@ -60,4 +60,15 @@ unsigned vg_currency_digits(const char *code, size_t len);
 /* 10^digits for digits 0..4. */
 double vg_pow10(unsigned digits);
 
+/* A decoded protobuf Event that an event's strings point into; reused from
+ * one decode to the next. */
+typedef struct vg_pb_event vg_pb_event;
+
+/* Decodes one serialized vigil.v1.Event (the default schema's) into ev,
+ * holding the message in *holder (made on first use; vg_pb_event_free()
+ * it). VG_EINVAL, with *why, when the bytes are not such an Event. */
+vg_err vg_pb_decode(vg_pb_event **holder, const vg_schema *sc, const uint8_t *buf, size_t len,
+                    vg_event *ev, char *why, size_t whylen);
+void vg_pb_event_free(vg_pb_event *h);
+
 #endif

@@ -4,10 +4,10 @@
 # something is missing.
 set -eu
 
-pkgs="build-essential cmake pkg-config git
+pkgs="build-essential cmake pkg-config git python3
       clang libclang-rt-14-dev clang-format
       protobuf-c-compiler libprotobuf-c-dev
-      libpcre2-dev libssl-dev
+      libpcre2-dev libssl-dev libjansson-dev
       libcmocka-dev"
 
 missing=""

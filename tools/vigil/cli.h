@@ -26,6 +26,7 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
 int cli_color(const char *when);
 
 int cmd_check(int argc, char **argv);
+int cmd_replay(int argc, char **argv);
 
 #ifndef VG_VERSION
 #define VG_VERSION "0.0.0"

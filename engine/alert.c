@@ -1,0 +1,110 @@
+/*
+ * alert.c - an alert as SPEC §3 writes it: deterministic ids and the compact
+ * JSON line (fields in the documented order, money with its currency's
+ * digits, missing values as null).
+ */
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "engineInt.h"
+
+void
+alert_id(const vg_rule *r, const char *key, uint32_t keylen, const char *event_id, uint32_t idlen,
+         char out[33])
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    unsigned char h[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    if (md != NULL && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1) {
+        EVP_DigestUpdate(md, r->name, strlen(r->name) + 1); /* with its \0 */
+        EVP_DigestUpdate(md, r->version, strlen(r->version) + 1);
+        EVP_DigestUpdate(md, key, keylen);
+        EVP_DigestUpdate(md, "", 1);
+        EVP_DigestUpdate(md, event_id, idlen);
+        EVP_DigestFinal_ex(md, h, &n);
+    }
+    EVP_MD_CTX_free(md);
+    for (unsigned i = 0; i < 16; i++)
+        snprintf(out + 2 * i, 3, "%02x", i < n ? h[i] : 0);
+    out[32] = '\0';
+}
+
+/* Appends s as a JSON string. */
+static vg_err
+json_str(vg_buf *b, const char *s, size_t len)
+{
+    vg_err err = vg_buf_putc(b, '"');
+    for (size_t i = 0; i < len && err == VG_OK; i++) {
+        unsigned char c = (unsigned char)s[i];
+        switch (c) {
+        case '"': err = vg_buf_puts(b, "\\\""); break;
+        case '\\': err = vg_buf_puts(b, "\\\\"); break;
+        case '\n': err = vg_buf_puts(b, "\\n"); break;
+        case '\r': err = vg_buf_puts(b, "\\r"); break;
+        case '\t': err = vg_buf_puts(b, "\\t"); break;
+        default:
+            if (c < 0x20 || c == 0x7F)
+                err = vg_buf_printf(b, "\\u%04x", c);
+            else
+                err = vg_buf_putc(b, (char)c);
+        }
+    }
+    return err ? err : vg_buf_putc(b, '"');
+}
+
+/* A value in "values": numbers bare (money with its digits), booleans,
+ * times and durations and strings as strings, missing as null. */
+static vg_err
+json_value(vg_buf *b, const vg_value *v, bool money, unsigned digits)
+{
+    switch ((vg_vkind)v->kind) {
+    case VG_V_MISSING: return vg_buf_puts(b, "null");
+    case VG_V_NUM:
+    case VG_V_BOOL: return vg_value_format(v, money, digits, NULL, b);
+    default: {
+        vg_buf t = {0};
+        vg_err err = vg_value_format(v, money, digits, NULL, &t);
+        if (err == VG_OK)
+            err = json_str(b, t.data ? t.data : "", t.len);
+        vg_buf_free(&t);
+        return err;
+    }
+    }
+}
+
+static const char *const actions[] = {"allow", "review", "block"};
+
+vg_err
+alert_json(const vg_alert *a, const vg_rule *r, const vg_value *aggs, unsigned digits,
+           const char *const *tags, vg_buf *b)
+{
+    vg_err err = vg_buf_printf(b, "{\"id\":\"%s\",\"type\":\"alert.created\",\"rule\":", a->id);
+    err = err ? err : json_str(b, r->name, strlen(r->name));
+    err = err ? err : vg_buf_printf(b, ",\"rule_version\":\"%s\",\"key\":", r->version);
+    err = err ? err : json_str(b, a->key, a->keylen);
+    err = err ? err : vg_buf_printf(b, ",\"time_ms\":%lld,\"event_id\":", (long long)a->time_ms);
+    err = err ? err : json_str(b, a->event_id, a->event_id_len);
+    err = err ? err
+              : vg_buf_printf(b, ",\"score\":%d,\"action\":\"%s\",\"message\":", r->score,
+                              actions[r->action]);
+    err = err ? err : json_str(b, a->message, a->message_len);
+    /* a when rule's match is its one event */
+    err = err ? err : vg_buf_puts(b, ",\"events\":[");
+    err = err ? err : json_str(b, a->event_id, a->event_id_len);
+    err = err ? err : vg_buf_puts(b, "],\"values\":{");
+    for (uint32_t i = 0; i < r->naggs && err == VG_OK; i++) {
+        if (i > 0)
+            err = vg_buf_putc(b, ',');
+        err = err ? err : json_str(b, r->aggs[i].text, strlen(r->aggs[i].text));
+        err = err ? err : vg_buf_putc(b, ':');
+        err = err ? err : json_value(b, &aggs[i], r->aggs[i].money, digits);
+    }
+    err = err ? err : vg_buf_printf(b, "},\"shadow\":%s,\"tags\":[", r->shadow ? "true" : "false");
+    for (uint32_t i = 0; i < r->ntags && err == VG_OK; i++) {
+        if (i > 0)
+            err = vg_buf_putc(b, ',');
+        err = err ? err : json_str(b, tags[i], strlen(tags[i]));
+    }
+    return err ? err : vg_buf_puts(b, "]}");
+}

@@ -1,0 +1,746 @@
+/*
+ * input.c - readers of historical events (vg_input.h): CSV (RFC 4180: quoted
+ * cells with "" escapes and line breaks, CRLF or LF, a header row naming the
+ * columns), JSONL (one object per line, via jansson) and length-delimited
+ * protobuf Event messages.
+ *
+ * CSV and JSONL set fields by name, converting text as the field needs
+ * (vg_text.h). Money is converted last, once the row's currency is known,
+ * so its digits apply whatever the column order.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#include "vg_input.h"
+#include "vg_text.h"
+
+typedef struct cell {
+    size_t off; /* in rd->cells */
+    uint32_t len;
+} cell;
+
+struct vg_reader {
+    FILE *f;
+    bool is_stdin;
+    vg_format fmt;
+    const vg_schema *sc;
+    uint64_t size, done; /* bytes */
+    uint64_t lineno;     /* lines read so far */
+    vg_buf rec;          /* the current record's raw bytes */
+    vg_buf reason;
+    char idbuf[24]; /* a row number as an id */
+    /* CSV */
+    vg_buf cells; /* unescaped cell text */
+    cell *cellv;
+    uint32_t ncells, capcells;
+    uint32_t ncols; /* header columns */
+    char **colnames;
+    int *colfield[VG_NSTREAMS]; /* column -> field slot, or -1 */
+    int stream_col;             /* the `stream` column, or -1 */
+    int label_col;              /* the --label column, or -1 */
+    uint64_t datarow;
+    /* JSONL */
+    json_t *json;
+    vg_buf attrbuf; /* vg_attr of a JSONL row's attrs */
+    const char *label;
+    /* pb */
+    vg_pb_event *pb;
+    /* money cells to convert once the currency is known */
+    struct {
+        unsigned slot;
+        const char *s;
+        uint32_t len;
+        double num; /* JSONL numbers */
+        bool is_num;
+    } money[VG_MAX_FIELDS];
+    unsigned nmoney;
+};
+
+vg_format
+vg_format_parse(const char *name)
+{
+    if (strcmp(name, "csv") == 0)
+        return VG_FMT_CSV;
+    if (strcmp(name, "jsonl") == 0)
+        return VG_FMT_JSONL;
+    if (strcmp(name, "pb") == 0)
+        return VG_FMT_PB;
+    return VG_FMT_AUTO;
+}
+
+vg_format
+vg_format_of_path(const char *path)
+{
+    const char *dot = strrchr(path, '.');
+    if (dot == NULL)
+        return VG_FMT_AUTO;
+    if (strcasecmp(dot, ".csv") == 0)
+        return VG_FMT_CSV;
+    if (strcasecmp(dot, ".jsonl") == 0 || strcasecmp(dot, ".ndjson") == 0)
+        return VG_FMT_JSONL;
+    if (strcasecmp(dot, ".pb") == 0)
+        return VG_FMT_PB;
+    return VG_FMT_AUTO;
+}
+
+void
+vg_reader_progress(const vg_reader *rd, uint64_t *done, uint64_t *total)
+{
+    *done = rd->done;
+    *total = rd->size;
+}
+
+void
+vg_reader_close(vg_reader *rd)
+{
+    if (rd == NULL)
+        return;
+    if (rd->f && !rd->is_stdin)
+        fclose(rd->f);
+    vg_buf_free(&rd->rec);
+    vg_buf_free(&rd->reason);
+    vg_buf_free(&rd->cells);
+    vg_buf_free(&rd->attrbuf);
+    free(rd->cellv);
+    for (uint32_t i = 0; rd->colnames && i < rd->ncols; i++)
+        free(rd->colnames[i]);
+    free(rd->colnames);
+    for (int s = 0; s < VG_NSTREAMS; s++)
+        free(rd->colfield[s]);
+    if (rd->json)
+        json_decref(rd->json);
+    vg_pb_event_free(rd->pb);
+    free(rd);
+}
+
+/* Appends the next physical line (without its LF) to rd->rec; false at EOF. */
+static bool
+read_line(vg_reader *rd, bool *io_error)
+{
+    char chunk[8192];
+    bool any = false;
+    while (fgets(chunk, sizeof chunk, rd->f) != NULL) {
+        size_t n = strlen(chunk);
+        any = true;
+        rd->done += n;
+        bool nl = n > 0 && chunk[n - 1] == '\n';
+        if (vg_buf_append(&rd->rec, chunk, nl ? n - 1 : n) != VG_OK) {
+            *io_error = true;
+            return false;
+        }
+        if (nl)
+            break;
+    }
+    if (ferror(rd->f))
+        *io_error = true;
+    if (any)
+        rd->lineno++;
+    return any;
+}
+
+/* ---- CSV -------------------------------------------------------------------- */
+
+/* Reads one CSV record (it may span lines inside quotes) and splits it into
+ * cells. Returns false at EOF. */
+static bool
+csv_record(vg_reader *rd, bool *io_error, bool *unclosed)
+{
+    rd->rec.len = 0;
+    *unclosed = false;
+    if (!read_line(rd, io_error))
+        return false;
+    /* inside quotes at the end of a line: the record goes on */
+    for (;;) {
+        bool inq = false;
+        for (size_t i = 0; i < rd->rec.len; i++)
+            if (rd->rec.data[i] == '"')
+                inq = !inq;
+        if (!inq)
+            break;
+        vg_buf_putc(&rd->rec, '\n');
+        if (!read_line(rd, io_error)) {
+            *unclosed = true;
+            break;
+        }
+    }
+    if (rd->rec.len > 0 && rd->rec.data[rd->rec.len - 1] == '\r')
+        rd->rec.len--; /* CRLF */
+    rd->cells.len = 0;
+    rd->ncells = 0;
+    size_t i = 0, n = rd->rec.len;
+    const char *s = rd->rec.data ? rd->rec.data : "";
+    for (;;) {
+        if (rd->ncells == rd->capcells) {
+            uint32_t cap = rd->capcells ? rd->capcells * 2 : 32;
+            cell *v = realloc(rd->cellv, cap * sizeof(cell));
+            if (v == NULL) {
+                *io_error = true;
+                return false;
+            }
+            rd->cellv = v;
+            rd->capcells = cap;
+        }
+        cell *c = &rd->cellv[rd->ncells++];
+        c->off = rd->cells.len;
+        if (i < n && s[i] == '"') {
+            i++;
+            while (i < n) {
+                if (s[i] == '"') {
+                    if (i + 1 < n && s[i + 1] == '"') {
+                        vg_buf_putc(&rd->cells, '"');
+                        i += 2;
+                        continue;
+                    }
+                    i++;
+                    break;
+                }
+                vg_buf_putc(&rd->cells, s[i++]);
+            }
+            /* text after the closing quote belongs to the cell, as most
+             * readers treat it */
+            while (i < n && s[i] != ',')
+                vg_buf_putc(&rd->cells, s[i++]);
+        } else {
+            while (i < n && s[i] != ',')
+                vg_buf_putc(&rd->cells, s[i++]);
+        }
+        c->len = (uint32_t)(rd->cells.len - c->off);
+        if (i < n && s[i] == ',') {
+            i++;
+            continue;
+        }
+        break;
+    }
+    vg_buf_append(&rd->cells, "", 0);
+    return true;
+}
+
+static const char *
+cell_text(const vg_reader *rd, uint32_t i)
+{
+    return rd->cells.data + rd->cellv[i].off;
+}
+
+static vg_err
+csv_header(vg_reader *rd, char *why, size_t whylen)
+{
+    bool io = false, unclosed = false;
+    if (!csv_record(rd, &io, &unclosed)) {
+        snprintf(why, whylen,
+                 io ? "can't read it" : "it is empty: a CSV file starts with a header row");
+        return io ? VG_EIO : VG_EINVAL;
+    }
+    rd->ncols = rd->ncells;
+    rd->colnames = calloc(rd->ncols, sizeof(char *));
+    for (int s = 0; s < VG_NSTREAMS; s++)
+        rd->colfield[s] = malloc(rd->ncols * sizeof(int));
+    if (rd->colnames == NULL || rd->colfield[0] == NULL || rd->colfield[1] == NULL)
+        return VG_ENOMEM;
+    rd->stream_col = rd->label_col = -1;
+    int mapped = 0;
+    for (uint32_t i = 0; i < rd->ncols; i++) {
+        const char *name = cell_text(rd, i);
+        uint32_t len = rd->cellv[i].len;
+        if (i == 0 && len >= 3 && memcmp(name, "\xEF\xBB\xBF", 3) == 0) {
+            name += 3; /* a byte-order mark */
+            len -= 3;
+        }
+        rd->colnames[i] = strndup(name, len);
+        if (rd->colnames[i] == NULL)
+            return VG_ENOMEM;
+        for (int s = 0; s < VG_NSTREAMS; s++) {
+            const vg_field *f = vg_schema_field(rd->sc, (vg_stream_id)s, name, len);
+            rd->colfield[s][i] = f && f->type != VG_FT_MAP ? (int)f->slot : -1;
+            mapped += f != NULL;
+        }
+        if (len == 6 && memcmp(name, "stream", 6) == 0)
+            rd->stream_col = (int)i;
+        if (rd->label && strlen(rd->label) == len && memcmp(rd->label, name, len) == 0)
+            rd->label_col = (int)i;
+    }
+    if (rd->label && rd->label_col < 0) {
+        snprintf(why, whylen, "it has no column '%s' for --label", rd->label);
+        return VG_EINVAL;
+    }
+    if (mapped == 0) {
+        snprintf(why, whylen,
+                 "no column of its header names an event field (like id, time, account_id, "
+                 "amount); give a map file with --map");
+        return VG_EINVAL;
+    }
+    return VG_OK;
+}
+
+static int
+label_of(const char *s, size_t len)
+{
+    static const char *const yes[] = {"1", "true", "yes", "fraud"};
+    while (len > 0 && (*s == ' ' || *s == '\t'))
+        s++, len--;
+    while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t'))
+        len--;
+    for (size_t i = 0; i < VG_ARRAY_LEN(yes); i++)
+        if (strlen(yes[i]) == len && strncasecmp(s, yes[i], len) == 0)
+            return 1;
+    return 0;
+}
+
+static void reject(vg_reader *rd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+reject(vg_reader *rd, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    rd->reason.len = 0;
+    vg_buf_puts(&rd->reason, msg);
+}
+
+/* Sets field f of ev from text; money waits for the currency. False (with
+ * the reason set) when the text is not a value of the field's type. */
+static bool
+set_text(vg_reader *rd, vg_event *ev, const vg_field *f, const char *col, const char *s,
+         uint32_t len)
+{
+    vg_value *v = &ev->v[f->slot];
+    switch (f->type) {
+    case VG_FT_STRING:
+        v->kind = VG_V_STR;
+        v->u.s = s;
+        v->len = len;
+        return true;
+    case VG_FT_NUMBER:
+        if (f->flags & VG_FIELD_MONEY) {
+            unsigned k = rd->nmoney++;
+            rd->money[k].slot = f->slot;
+            rd->money[k].s = s;
+            rd->money[k].len = len;
+            rd->money[k].is_num = false;
+            return true;
+        }
+        if (!vg_parse_number(s, len, &v->u.num)) {
+            reject(rd, "%s '%.*s' is not a number", col, (int)(len > 40 ? 40 : len), s);
+            return false;
+        }
+        v->kind = VG_V_NUM;
+        return true;
+    case VG_FT_TIME: {
+        int64_t ms;
+        if (!vg_parse_time(s, len, &ms)) {
+            reject(rd,
+                   "%s '%.*s' is not a time: write epoch milliseconds or ISO 8601 "
+                   "(2024-05-01T12:00:00Z)",
+                   col, (int)(len > 40 ? 40 : len), s);
+            return false;
+        }
+        v->kind = VG_V_TIME;
+        v->u.num = (double)ms;
+        return true;
+    }
+    case VG_FT_BOOL: {
+        bool b;
+        if (!vg_parse_bool(s, len, &b)) {
+            reject(rd, "%s '%.*s' is not true or false", col, (int)(len > 40 ? 40 : len), s);
+            return false;
+        }
+        v->kind = VG_V_BOOL;
+        v->u.num = b;
+        return true;
+    }
+    case VG_FT_ENUM: {
+        int e;
+        if (!vg_parse_enum(f->enum_type, s, len, &e)) {
+            reject(rd, "%s '%.*s' is not a %s value", col, (int)(len > 40 ? 40 : len), s,
+                   vg_enum_name(f->enum_type));
+            return false;
+        }
+        v->kind = VG_V_ENUM;
+        v->u.num = e;
+        return true;
+    }
+    case VG_FT_MAP: return true;
+    }
+    return true;
+}
+
+/* Converts the money cells now that the currency (ev->digits) is known. */
+static bool
+set_money(vg_reader *rd, vg_event *ev)
+{
+    const vg_field *cur = vg_schema_currency(rd->sc, ev->stream);
+    if (cur != NULL && ev->v[cur->slot].kind == VG_V_STR)
+        ev->digits = (uint8_t)vg_currency_digits(ev->v[cur->slot].u.s, ev->v[cur->slot].len);
+    for (unsigned k = 0; k < rd->nmoney; k++) {
+        const vg_field *f = vg_schema_field_at(rd->sc, ev->stream, rd->money[k].slot);
+        int64_t minor;
+        const char *why = NULL;
+        bool ok;
+        if (rd->money[k].is_num) {
+            char buf[64];
+            snprintf(buf, sizeof buf, "%.17g", rd->money[k].num);
+            /* shortest form first, so 9839.64 is not 9839.6399999999994 */
+            for (int p = 1; p <= 17; p++) {
+                snprintf(buf, sizeof buf, "%.*g", p, rd->money[k].num);
+                if (strtod(buf, NULL) == rd->money[k].num)
+                    break;
+            }
+            ok = vg_parse_money(buf, strlen(buf), ev->digits, &minor, &why);
+        } else {
+            ok = vg_parse_money(rd->money[k].s, rd->money[k].len, ev->digits, &minor, &why);
+        }
+        if (!ok) {
+            const vg_field *cf = vg_schema_currency(rd->sc, ev->stream);
+            const vg_value *cv = cf ? &ev->v[cf->slot] : NULL;
+            char amount[48];
+            if (rd->money[k].is_num)
+                snprintf(amount, sizeof amount, "%.17g", rd->money[k].num);
+            else
+                snprintf(amount, sizeof amount, "%.*s",
+                         (int)(rd->money[k].len > 40 ? 40 : rd->money[k].len), rd->money[k].s);
+            if (why != NULL && strstr(why, "decimals"))
+                reject(rd, "%s '%s' has more decimals than %.*s allows (%u)", f->name, amount,
+                       cv && cv->kind == VG_V_STR && cv->len ? (int)cv->len : 12,
+                       cv && cv->kind == VG_V_STR && cv->len ? cv->u.s : "its currency",
+                       ev->digits);
+            else if (why != NULL)
+                reject(rd, "%s '%s': %s", f->name, amount, why);
+            else
+                reject(rd, "%s '%.*s' is not an amount", f->name,
+                       (int)(rd->money[k].len > 40 ? 40 : rd->money[k].len), rd->money[k].s);
+            return false;
+        }
+        ev->v[f->slot].kind = VG_V_NUM;
+        ev->v[f->slot].u.num = (double)minor / vg_pow10(ev->digits);
+    }
+    return true;
+}
+
+static vg_read
+csv_next(vg_reader *rd, vg_event *ev, uint64_t *line, int *label)
+{
+    bool io = false, unclosed = false;
+    uint64_t start;
+    do {
+        start = rd->lineno + 1;
+        if (!csv_record(rd, &io, &unclosed)) {
+            if (io) {
+                reject(rd, "can't read: %s", strerror(errno));
+                return VG_READ_ERROR;
+            }
+            return VG_READ_END;
+        }
+    } while (rd->rec.len == 0); /* blank lines are not rows */
+    rd->datarow++;
+    *line = start;
+    if (unclosed) {
+        reject(rd, "a quoted cell is never closed (a '\"' is missing)");
+        return VG_READ_REJECT;
+    }
+    if (rd->ncells != rd->ncols) {
+        reject(rd, "%u cells, but the header has %u columns", rd->ncells, rd->ncols);
+        return VG_READ_REJECT;
+    }
+    vg_stream_id s = VG_STREAM_TXN;
+    if (rd->stream_col >= 0) {
+        const char *t = cell_text(rd, (uint32_t)rd->stream_col);
+        uint32_t n = rd->cellv[rd->stream_col].len;
+        if (n == 5 && memcmp(t, "event", 5) == 0)
+            s = VG_STREAM_EVENT;
+        else if (!(n == 0 || (n == 3 && memcmp(t, "txn", 3) == 0))) {
+            reject(rd, "stream '%.*s' is neither txn nor event", (int)(n > 40 ? 40 : n), t);
+            return VG_READ_REJECT;
+        }
+    }
+    vg_event_clear(ev, s);
+    rd->nmoney = 0;
+    for (uint32_t i = 0; i < rd->ncols; i++) {
+        int slot = rd->colfield[s][i];
+        if (slot < 0 || rd->cellv[i].len == 0) /* an empty cell sets nothing */
+            continue;
+        char col[80];
+        snprintf(col, sizeof col, "column '%s'", rd->colnames[i]);
+        if (!set_text(rd, ev, vg_schema_field_at(rd->sc, s, (size_t)slot), col, cell_text(rd, i),
+                      rd->cellv[i].len))
+            return VG_READ_REJECT;
+    }
+    if (!set_money(rd, ev))
+        return VG_READ_REJECT;
+    /* no id column: the 1-based data row number is the id */
+    const vg_field *id = vg_schema_field(rd->sc, s, "id", 2);
+    if (id != NULL && ev->v[id->slot].kind == VG_V_MISSING) {
+        int n = snprintf(rd->idbuf, sizeof rd->idbuf, "%llu", (unsigned long long)rd->datarow);
+        ev->v[id->slot].kind = VG_V_STR;
+        ev->v[id->slot].u.s = rd->idbuf;
+        ev->v[id->slot].len = (uint32_t)n;
+    }
+    if (rd->label_col >= 0)
+        *label = label_of(cell_text(rd, (uint32_t)rd->label_col), rd->cellv[rd->label_col].len);
+    return VG_READ_EVENT;
+}
+
+/* ---- JSONL ------------------------------------------------------------------ */
+
+static vg_read
+jsonl_next(vg_reader *rd, vg_event *ev, uint64_t *line, int *label)
+{
+    bool io = false;
+    do {
+        rd->rec.len = 0;
+        if (!read_line(rd, &io)) {
+            if (io) {
+                reject(rd, "can't read: %s", strerror(errno));
+                return VG_READ_ERROR;
+            }
+            return VG_READ_END;
+        }
+        while (rd->rec.len > 0 &&
+               (rd->rec.data[rd->rec.len - 1] == '\r' || rd->rec.data[rd->rec.len - 1] == ' '))
+            rd->rec.len--;
+    } while (rd->rec.len == 0);
+    *line = rd->lineno;
+    if (rd->json) {
+        json_decref(rd->json);
+        rd->json = NULL;
+    }
+    json_error_t jerr;
+    rd->json = json_loadb(rd->rec.data, rd->rec.len, JSON_REJECT_DUPLICATES, &jerr);
+    if (rd->json == NULL) {
+        reject(rd, "not JSON: %s (at column %d)", jerr.text, jerr.column);
+        return VG_READ_REJECT;
+    }
+    if (!json_is_object(rd->json)) {
+        reject(rd, "a line holds one JSON object, like {\"id\": \"t-1\", ...}");
+        return VG_READ_REJECT;
+    }
+    vg_stream_id s = VG_STREAM_TXN;
+    json_t *st = json_object_get(rd->json, "stream");
+    if (st != NULL) {
+        const char *t = json_is_string(st) ? json_string_value(st) : "";
+        if (strcmp(t, "event") == 0)
+            s = VG_STREAM_EVENT;
+        else if (strcmp(t, "txn") != 0) {
+            reject(rd, "\"stream\" must be \"txn\" or \"event\"");
+            return VG_READ_REJECT;
+        }
+    }
+    vg_event_clear(ev, s);
+    rd->nmoney = 0;
+    rd->attrbuf.len = 0;
+    const char *name;
+    json_t *val;
+    json_object_foreach(rd->json, name, val)
+    {
+        const vg_field *f = vg_schema_field(rd->sc, s, name, strlen(name));
+        if (f == NULL || json_is_null(val))
+            continue;
+        char col[80];
+        snprintf(col, sizeof col, "\"%s\"", name);
+        if (f->type == VG_FT_MAP) {
+            if (!json_is_object(val)) {
+                reject(rd, "%s must be an object of strings", col);
+                return VG_READ_REJECT;
+            }
+            const char *k;
+            json_t *x;
+            json_object_foreach(val, k, x)
+            {
+                if (!json_is_string(x)) {
+                    reject(rd, "%s: \"%s\" must be a string", col, k);
+                    return VG_READ_REJECT;
+                }
+                vg_attr a = {k, json_string_value(x), (uint32_t)strlen(k),
+                             (uint32_t)json_string_length(x)};
+                if (vg_buf_append(&rd->attrbuf, &a, sizeof a) != VG_OK)
+                    return VG_READ_ERROR;
+            }
+            continue;
+        }
+        if (json_is_string(val)) {
+            if (!set_text(rd, ev, f, col, json_string_value(val),
+                          (uint32_t)json_string_length(val)))
+                return VG_READ_REJECT;
+        } else if (json_is_number(val) && f->type == VG_FT_NUMBER) {
+            if (f->flags & VG_FIELD_MONEY) {
+                unsigned k = rd->nmoney++;
+                rd->money[k].slot = f->slot;
+                rd->money[k].num = json_number_value(val);
+                rd->money[k].is_num = true;
+            } else {
+                ev->v[f->slot].kind = VG_V_NUM;
+                ev->v[f->slot].u.num = json_number_value(val);
+            }
+        } else if (json_is_integer(val) && f->type == VG_FT_TIME) {
+            ev->v[f->slot].kind = VG_V_TIME;
+            ev->v[f->slot].u.num = (double)json_integer_value(val);
+        } else if (json_is_boolean(val) && f->type == VG_FT_BOOL) {
+            ev->v[f->slot].kind = VG_V_BOOL;
+            ev->v[f->slot].u.num = json_is_true(val);
+        } else {
+            static const char *const want[] = {"",
+                                               "a number",
+                                               "a string",
+                                               "true or false",
+                                               "a time (epoch ms or ISO 8601)",
+                                               "a value name",
+                                               ""};
+            reject(rd, "%s must be %s", col, want[f->type]);
+            return VG_READ_REJECT;
+        }
+    }
+    ev->attrs = (const vg_attr *)rd->attrbuf.data;
+    ev->nattrs = (uint32_t)(rd->attrbuf.len / sizeof(vg_attr));
+    if (!set_money(rd, ev))
+        return VG_READ_REJECT;
+    if (rd->label) {
+        json_t *l = json_object_get(rd->json, rd->label);
+        *label = 0;
+        if (json_is_true(l) || (json_is_integer(l) && json_integer_value(l) == 1))
+            *label = 1;
+        else if (json_is_string(l))
+            *label = label_of(json_string_value(l), json_string_length(l));
+    }
+    return VG_READ_EVENT;
+}
+
+/* ---- Length-delimited protobuf ------------------------------------------ */
+
+static vg_read
+pb_next(vg_reader *rd, vg_event *ev, uint64_t *line)
+{
+    /* varint length */
+    uint64_t len = 0;
+    int shift = 0, c;
+    for (;;) {
+        c = fgetc(rd->f);
+        if (c == EOF) {
+            if (shift == 0 && !ferror(rd->f))
+                return VG_READ_END;
+            reject(rd, ferror(rd->f) ? "can't read" : "the file ends inside a length prefix");
+            return VG_READ_ERROR;
+        }
+        rd->done++;
+        len |= (uint64_t)(c & 0x7F) << shift;
+        shift += 7;
+        if (!(c & 0x80))
+            break;
+        if (shift > 63) {
+            reject(rd, "a length prefix is longer than 10 bytes: not a length-delimited file");
+            return VG_READ_ERROR;
+        }
+    }
+    *line = ++rd->lineno;
+    if (len > (64u << 20)) {
+        reject(rd, "a message of %llu bytes: more than 64 MiB", (unsigned long long)len);
+        return VG_READ_ERROR; /* cannot resynchronise */
+    }
+    rd->rec.len = 0;
+    if (vg_buf_append(&rd->rec, NULL, 0) != VG_OK)
+        return VG_READ_ERROR;
+    while (rd->rec.len < len) {
+        char chunk[65536];
+        size_t want = len - rd->rec.len < sizeof chunk ? (size_t)(len - rd->rec.len) : sizeof chunk;
+        size_t n = fread(chunk, 1, want, rd->f);
+        if (n == 0) {
+            reject(rd, "the file ends inside a message");
+            return VG_READ_ERROR;
+        }
+        rd->done += n;
+        if (vg_buf_append(&rd->rec, chunk, n) != VG_OK)
+            return VG_READ_ERROR;
+    }
+    char why[160];
+    vg_err err = vg_pb_decode(&rd->pb, rd->sc, (const uint8_t *)rd->rec.data, rd->rec.len, ev, why,
+                              sizeof why);
+    if (err == VG_EINVAL) {
+        reject(rd, "%s", why);
+        return VG_READ_REJECT;
+    }
+    return err ? VG_READ_ERROR : VG_READ_EVENT;
+}
+
+vg_read
+vg_reader_next(vg_reader *rd, vg_event *ev, uint64_t *line, const char **reason, int *label)
+{
+    *label = -1;
+    rd->reason.len = 0;
+    vg_read r;
+    switch (rd->fmt) {
+    case VG_FMT_CSV: r = csv_next(rd, ev, line, label); break;
+    case VG_FMT_JSONL: r = jsonl_next(rd, ev, line, label); break;
+    default: r = pb_next(rd, ev, line); break;
+    }
+    if (r == VG_READ_EVENT && rd->label == NULL)
+        *label = -1;
+    *reason = rd->reason.data ? rd->reason.data : "";
+    return r;
+}
+
+vg_err
+vg_reader_open(const char *path, const vg_schema *sc, const vg_reader_opts *opts, char *why,
+               size_t whylen, vg_reader **out)
+{
+    vg_reader *rd = calloc(1, sizeof *rd);
+    if (rd == NULL)
+        return VG_ENOMEM;
+    vg_err err = VG_OK;
+    rd->sc = sc;
+    rd->fmt = opts && opts->format ? opts->format : vg_format_of_path(path);
+    rd->label = opts ? opts->label : NULL;
+    if (rd->fmt == VG_FMT_AUTO) {
+        snprintf(why, whylen,
+                 "can't tell its format from the name: give --format csv, jsonl or pb");
+        err = VG_EINVAL;
+        goto fail;
+    }
+    if (opts && opts->map_path && rd->fmt != VG_FMT_CSV) {
+        snprintf(why, whylen, "a map file applies to CSV input only");
+        err = VG_EINVAL;
+        goto fail;
+    }
+    if (opts && opts->map_path) {
+        snprintf(why, whylen, "map files are not read by this version yet");
+        err = VG_EINVAL;
+        goto fail;
+    }
+    if (rd->label && rd->fmt == VG_FMT_PB) {
+        snprintf(why, whylen, "--label needs CSV or JSONL input (pb events carry no label)");
+        err = VG_EINVAL;
+        goto fail;
+    }
+    rd->is_stdin = strcmp(path, "-") == 0;
+    rd->f = rd->is_stdin ? stdin : fopen(path, rd->fmt == VG_FMT_PB ? "rb" : "r");
+    if (rd->f == NULL) {
+        snprintf(why, whylen, "%s", strerror(errno));
+        err = errno == ENOENT ? VG_ENOENT : VG_EIO;
+        goto fail;
+    }
+    struct stat st;
+    if (!rd->is_stdin && fstat(fileno(rd->f), &st) == 0) {
+        if (S_ISDIR(st.st_mode)) {
+            snprintf(why, whylen, "it is a folder");
+            err = VG_EIO;
+            goto fail;
+        }
+        if (S_ISREG(st.st_mode))
+            rd->size = (uint64_t)st.st_size;
+    }
+    if (rd->fmt == VG_FMT_CSV) {
+        err = csv_header(rd, why, whylen);
+        if (err)
+            goto fail;
+    }
+    *out = rd;
+    return VG_OK;
+fail:
+    vg_reader_close(rd);
+    return err;
+}

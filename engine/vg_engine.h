@@ -1,0 +1,72 @@
+/*
+ * vg_engine.h - the runtime: events in, alerts out, per-key state in between.
+ *
+ * The engine evaluates a compiled rule set (rules/vg_vm.h) over events in
+ * arrival order. For each rule and each event of its stream it computes the
+ * key, applies `where`, adds the event to the key's windows, evaluates
+ * `when`, and reports alerts (suppression applied) through a callback, in
+ * rule order. Event ids are deduplicated over a horizon of event time. All
+ * time is event time: the same events give the same alerts, live or replay.
+ *
+ * Threading: one engine is used by one thread at a time.
+ */
+#ifndef VG_ENGINE_H
+#define VG_ENGINE_H
+
+#include "vg_event.h"
+#include "vg_rules.h"
+#include "vg_vm.h"
+
+typedef struct vg_engine vg_engine;
+
+typedef struct vg_engine_opts {
+    int64_t dedupe_horizon_ms; /* ids remembered this long in event time; 0 means 7 days */
+} vg_engine_opts;
+
+/* Opens an engine over rs (which it references until closed). */
+vg_err vg_engine_open(vg_ruleset *rs, const vg_engine_opts *opts, vg_engine **out);
+void vg_engine_close(vg_engine *e); /* NULL is a no-op */
+
+/* One alert, valid during the callback only. */
+typedef struct vg_alert {
+    const vg_rule *rule;
+    char id[33];     /* first 32 hex of SHA-256(rule \0 rule_version \0 key \0 event_id) */
+    const char *key; /* as text */
+    uint32_t keylen;
+    int64_t time_ms;
+    const char *event_id;
+    uint32_t event_id_len;
+    const char *message; /* the rendered template ("" when the rule has none) */
+    uint32_t message_len;
+    const char *json; /* the alert as one line of compact JSON (SPEC §3), no newline */
+    uint32_t json_len;
+    bool suppressed; /* counted, not to be delivered */
+} vg_alert;
+
+typedef void (*vg_alert_fn)(void *ctx, const vg_alert *a);
+
+typedef enum vg_outcome {
+    VG_EV_ACCEPTED = 0,
+    VG_EV_DUPLICATE, /* its id was seen within the horizon: ignored */
+    VG_EV_REJECTED,  /* no id or no time: see the reason */
+} vg_outcome;
+
+/* Processes one event: alerts go to fn (suppressed ones too, flagged), in
+ * rule order. *outcome says what became of the event; for a rejection,
+ * *reason (static text) says why. Returns VG_ENOMEM only. */
+vg_err vg_engine_process(vg_engine *e, const vg_event *ev, vg_alert_fn fn, void *ctx,
+                         vg_outcome *outcome, const char **reason);
+
+/* Counters, per rule index (vg_ruleset_rule order). */
+typedef struct vg_rule_stats {
+    uint64_t matched;    /* events that passed `where` */
+    uint64_t alerts;     /* alerts emitted */
+    uint64_t suppressed; /* alerts counted but not emitted */
+    uint64_t empty_keys; /* events skipped because the key was empty */
+} vg_rule_stats;
+
+const vg_rule_stats *vg_engine_rule_stats(const vg_engine *e, size_t rule);
+uint64_t vg_engine_keys(const vg_engine *e); /* (key, keyspace) pairs with state */
+uint64_t vg_engine_regex_limit_hits(const vg_engine *e);
+
+#endif

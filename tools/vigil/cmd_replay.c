@@ -1,0 +1,478 @@
+/*
+ * cmd_replay.c - `vigil replay`: run rules over historical events, in
+ * process and deterministically, and say what they would have caught.
+ *
+ * Alerts go out as JSONL (SPEC §3) on stdout or --out; a summary goes to
+ * stderr: events read, rejected (with the first reasons), alerts per rule,
+ * events/s, and with --label precision and recall per rule. --expect
+ * compares the alerts with a file of expected ones.
+ */
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "vg_engine.h"
+#include "vg_input.h"
+#include "vg_rules.h"
+#include "vg_vm.h"
+
+static void
+replay_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: vigil replay --rules RULES --input FILE [options]\n"
+            "\n"
+            "Run the rules over historical events, in process and in file order, and print\n"
+            "the alerts they raise as JSON lines (SPEC §3) on stdout. Two runs over the same\n"
+            "input print the same bytes. A summary goes to stderr: events read and rejected\n"
+            "(with the first reasons), alerts per rule and events per second.\n"
+            "\n"
+            "Options:\n"
+            "  -r, --rules PATH     rule file or folder (repeatable; folders are searched\n"
+            "                       for *.vgl)\n"
+            "  -i, --input FILE     events: CSV with a header row, JSONL, or length-delimited\n"
+            "                       protobuf Event messages; '-' reads standard input\n"
+            "  -f, --format FMT     csv, jsonl or pb (default: from the file extension)\n"
+            "      --label COLUMN   a column (CSV) or member (JSONL) marking fraud (1, true,\n"
+            "                       yes or fraud, any case): adds precision and recall per rule\n"
+            "  -o, --out FILE       write the alerts to FILE instead of stdout\n"
+            "      --expect FILE    compare the alerts with FILE (JSONL alerts, or lines of\n"
+            "                       rule,key,event_id); print the difference, exit 1 if any\n"
+            "  -q, --quiet          no summary\n"
+            "  -h, --help           show this help and exit\n"
+            "\n"
+            "A row that is not a valid event is rejected with FILE:LINE: reason, counted,\n"
+            "and the replay goes on. Event ids are deduplicated as the live engine does.\n"
+            "\n"
+            "Exit status: 0 success (rejected rows included), 1 the rules do not compile or\n"
+            "--expect differs, 64 usage error, 65 an input not of its format, 66 a file\n"
+            "that cannot be opened.\n");
+}
+
+typedef struct rule_tally {
+    uint64_t fraud_alerts; /* emitted alerts whose event is fraud */
+    uint64_t fraud_hits;   /* fraud events in any alert of the rule, suppressed included */
+} rule_tally;
+
+typedef struct triple {
+    char *s; /* "rule\0key\0event_id" joined by \x1f for sorting */
+} triple;
+
+typedef struct replay {
+    FILE *out;
+    const vg_ruleset *rs;
+    int label; /* of the event being processed */
+    rule_tally *tally;
+    bool collect; /* --expect: keep the alerts' triples */
+    char **got;
+    size_t ngot, capgot;
+    uint64_t alerts;
+    bool write_error;
+} replay;
+
+static char *
+triple_of(const char *rule, size_t rl, const char *key, size_t kl, const char *id, size_t il)
+{
+    char *s = malloc(rl + kl + il + 3);
+    if (s == NULL)
+        return NULL;
+    memcpy(s, rule, rl);
+    s[rl] = '\x1f';
+    memcpy(s + rl + 1, key, kl);
+    s[rl + 1 + kl] = '\x1f';
+    memcpy(s + rl + kl + 2, id, il);
+    s[rl + kl + il + 2] = '\0';
+    return s;
+}
+
+static void
+on_alert(void *ctx, const vg_alert *a)
+{
+    replay *R = ctx;
+    rule_tally *t = &R->tally[a->rule->index];
+    if (R->label == 1)
+        t->fraud_hits++; /* suppressed alerts count for recall */
+    if (a->suppressed)
+        return;
+    R->alerts++;
+    if (R->label == 1)
+        t->fraud_alerts++;
+    if (fwrite(a->json, 1, a->json_len, R->out) != a->json_len || fputc('\n', R->out) == EOF)
+        R->write_error = true;
+    if (R->collect) {
+        if (R->ngot == R->capgot) {
+            size_t cap = R->capgot ? R->capgot * 2 : 256;
+            char **v = realloc(R->got, cap * sizeof(char *));
+            if (v == NULL)
+                return;
+            R->got = v;
+            R->capgot = cap;
+        }
+        R->got[R->ngot] = triple_of(a->rule->name, strlen(a->rule->name), a->key, a->keylen,
+                                    a->event_id, a->event_id_len);
+        if (R->got[R->ngot])
+            R->ngot++;
+    }
+}
+
+static int
+cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Reads an --expect file: JSONL alerts or rule,key,event_id lines. */
+static int
+read_expect(const char *path, char ***out, size_t *n)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        fprintf(stderr, "vigil replay: can't open --expect file '%s': %m\n", path);
+        return VG_EXIT_NOINPUT;
+    }
+    char *line = NULL;
+    size_t cap = 0, lineno = 0, cnt = 0, vcap = 0;
+    char **v = NULL;
+    ssize_t len;
+    int rc = VG_EXIT_OK;
+    while ((len = getline(&line, &cap, f)) > 0) {
+        lineno++;
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+            line[--len] = '\0';
+        if (len == 0 || line[0] == '#')
+            continue;
+        char *t = NULL;
+        if (line[0] == '{') {
+            json_error_t je;
+            json_t *j = json_loads(line, 0, &je);
+            const char *r = j ? json_string_value(json_object_get(j, "rule")) : NULL;
+            const char *k = j ? json_string_value(json_object_get(j, "key")) : NULL;
+            const char *e = j ? json_string_value(json_object_get(j, "event_id")) : NULL;
+            if (r && k && e)
+                t = triple_of(r, strlen(r), k, strlen(k), e, strlen(e));
+            json_decref(j);
+        } else {
+            char *c1 = strchr(line, ',');
+            char *c2 = c1 ? strrchr(line, ',') : NULL;
+            if (c1 && c2 && c2 > c1)
+                t = triple_of(line, (size_t)(c1 - line), c1 + 1, (size_t)(c2 - c1 - 1), c2 + 1,
+                              strlen(c2 + 1));
+        }
+        if (t == NULL) {
+            fprintf(stderr, "%s:%zu: expected an alert as JSON or a line rule,key,event_id\n", path,
+                    lineno);
+            rc = VG_EXIT_DATAERR;
+            break;
+        }
+        if (cnt == vcap) {
+            vcap = vcap ? vcap * 2 : 256;
+            char **nv = realloc(v, vcap * sizeof(char *));
+            if (nv == NULL)
+                break;
+            v = nv;
+        }
+        v[cnt++] = t;
+    }
+    free(line);
+    fclose(f);
+    *out = v;
+    *n = cnt;
+    return rc;
+}
+
+static void
+print_triple(FILE *f, char sign, const char *t)
+{
+    fputc(sign, f);
+    fputc(' ', f);
+    for (const char *p = t; *p; p++)
+        fputc(*p == '\x1f' ? ',' : *p, f);
+    fputc('\n', f);
+}
+
+/* Multiset difference of two sorted lists; returns the number of lines. */
+static size_t
+diff_triples(char **want, size_t nw, char **got, size_t ng)
+{
+    size_t i = 0, j = 0, nd = 0;
+    while (i < nw || j < ng) {
+        int c = i == nw ? 1 : j == ng ? -1 : strcmp(want[i], got[j]);
+        if (c == 0) {
+            i++, j++;
+        } else if (c < 0) {
+            if (nd++ < 50)
+                print_triple(stderr, '-', want[i]);
+            i++;
+        } else {
+            if (nd++ < 50)
+                print_triple(stderr, '+', got[j]);
+            j++;
+        }
+    }
+    if (nd > 50)
+        fprintf(stderr, "... and %zu more differences\n", nd - 50);
+    return nd;
+}
+
+static double
+now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void
+print_diag(void *ctx, const vg_diag *d)
+{
+    vg_buf b = {0};
+    (void)ctx;
+    if (vg_diag_render(d, cli_color("auto") == 1, &b) == VG_OK)
+        fwrite(b.data, 1, b.len, stderr);
+    vg_buf_free(&b);
+}
+
+static void
+show_progress(const vg_reader *rd, uint64_t events, double t0, bool final)
+{
+    uint64_t done, total;
+    vg_reader_progress(rd, &done, &total);
+    double dt = now_s() - t0;
+    fprintf(stderr, "\r  %llu events", (unsigned long long)events);
+    if (total > 0)
+        fprintf(stderr, " (%.0f%%)", 100.0 * (double)done / (double)total);
+    if (dt > 0)
+        fprintf(stderr, ", %.0f events/s", (double)events / dt);
+    fprintf(stderr, final ? "\n" : "   ");
+}
+
+int
+cmd_replay(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"rules", required_argument, NULL, 'r'},  {"input", required_argument, NULL, 'i'},
+        {"format", required_argument, NULL, 'f'}, {"map", required_argument, NULL, 'm'},
+        {"label", required_argument, NULL, 'l'},  {"out", required_argument, NULL, 'o'},
+        {"expect", required_argument, NULL, 'e'}, {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+    };
+    const char *rules[64];
+    size_t nrules = 0;
+    const char *input = NULL, *format = NULL, *map = NULL, *label = NULL, *outpath = NULL,
+               *expect = NULL;
+    bool quiet = false;
+    int c;
+    opterr = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "+r:i:f:o:qh", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'r':
+            if (nrules == VG_ARRAY_LEN(rules))
+                return cli_usage_error("replay", "at most %zu --rules", VG_ARRAY_LEN(rules));
+            rules[nrules++] = optarg;
+            break;
+        case 'i': input = optarg; break;
+        case 'f': format = optarg; break;
+        case 'm': map = optarg; break;
+        case 'l': label = optarg; break;
+        case 'o': outpath = optarg; break;
+        case 'e': expect = optarg; break;
+        case 'q': quiet = true; break;
+        case 'h': replay_usage(stdout); return VG_EXIT_OK;
+        default:
+            if (optopt && strchr("rifoeml", optopt))
+                return cli_usage_error("replay", "option '%s' needs a value", argv[optind - 1]);
+            return cli_usage_error("replay", "unrecognized option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return cli_usage_error("replay", "unexpected argument '%s'", argv[optind]);
+    if (nrules == 0)
+        return cli_usage_error("replay", "no rules: give --rules FILE_OR_FOLDER");
+    if (input == NULL)
+        return cli_usage_error("replay", "no events: give --input FILE");
+    vg_format fmt = VG_FMT_AUTO;
+    if (format != NULL && (fmt = vg_format_parse(format)) == VG_FMT_AUTO)
+        return cli_usage_error("replay", "--format takes csv, jsonl or pb, not '%s'", format);
+
+    int rc = VG_EXIT_OK;
+    vg_ruleset *rs = NULL;
+    vg_engine *eng = NULL;
+    vg_reader *rd = NULL;
+    replay R = {.out = stdout};
+    char **want = NULL;
+    size_t nwant = 0;
+    unsigned nerr = 0;
+    vg_compile_opts copts = {.diag = print_diag};
+    vg_err err = vg_ruleset_compile(rules, nrules, &copts, &nerr, &rs);
+    if (err == VG_ECOMPILE) {
+        vg_diag_summary(stderr, nerr);
+        return VG_EXIT_RULES;
+    }
+    if (err)
+        return err == VG_ENOMEM ? VG_EXIT_RULES : VG_EXIT_NOINPUT;
+    if (expect != NULL && (rc = read_expect(expect, &want, &nwant)) != VG_EXIT_OK)
+        goto done;
+    char why[256];
+    vg_reader_opts ropts = {.format = fmt, .map_path = map, .label = label, .diag = print_diag};
+    err = vg_reader_open(input, vg_ruleset_schema(rs), &ropts, why, sizeof why, &rd);
+    if (err) {
+        fprintf(stderr, "vigil replay: can't read '%s': %s\n", input, why);
+        rc = err == VG_EINVAL ? VG_EXIT_DATAERR : err == VG_ENOMEM ? 1 : VG_EXIT_NOINPUT;
+        goto done;
+    }
+    if (outpath != NULL && (R.out = fopen(outpath, "w")) == NULL) {
+        fprintf(stderr, "vigil replay: can't write '%s': %m\n", outpath);
+        rc = VG_EXIT_NOINPUT;
+        goto done;
+    }
+    if (vg_engine_open(rs, NULL, &eng) != VG_OK) {
+        fprintf(stderr, "vigil replay: out of memory\n");
+        rc = 1;
+        goto done;
+    }
+    size_t nr = vg_ruleset_nrules(rs);
+    R.rs = rs;
+    R.tally = calloc(nr ? nr : 1, sizeof(rule_tally));
+    R.collect = expect != NULL;
+    uint64_t read = 0, accepted = 0, rejected = 0, dups = 0, fraud = 0;
+    const char *first_reasons[5];
+    char *first_store[5] = {0};
+    size_t nreasons = 0;
+    bool tty = isatty(STDERR_FILENO) && !quiet;
+    double t0 = now_s(), last_progress = t0;
+    vg_event ev;
+    for (;;) {
+        uint64_t line;
+        const char *reason;
+        int lab;
+        vg_read r = vg_reader_next(rd, &ev, &line, &reason, &lab);
+        if (r == VG_READ_END)
+            break;
+        if (r == VG_READ_ERROR) {
+            fprintf(stderr, "%s:%llu: %s\n", input, (unsigned long long)line, reason);
+            rc = VG_EXIT_DATAERR;
+            break;
+        }
+        read++;
+        if (r == VG_READ_REJECT) {
+            rejected++;
+            if (nreasons < VG_ARRAY_LEN(first_reasons)) {
+                char buf[700];
+                snprintf(buf, sizeof buf, "%s:%llu: %s", input, (unsigned long long)line, reason);
+                first_store[nreasons] = strdup(buf);
+                first_reasons[nreasons] = first_store[nreasons];
+                nreasons++;
+            }
+            continue;
+        }
+        R.label = lab;
+        fraud += lab == 1;
+        vg_outcome out;
+        err = vg_engine_process(eng, &ev, on_alert, &R, &out, &reason);
+        if (err) {
+            fprintf(stderr, "vigil replay: out of memory at %s:%llu\n", input,
+                    (unsigned long long)line);
+            rc = 1;
+            break;
+        }
+        if (out == VG_EV_REJECTED) {
+            rejected++;
+            if (nreasons < VG_ARRAY_LEN(first_reasons)) {
+                char buf[700];
+                snprintf(buf, sizeof buf, "%s:%llu: %s", input, (unsigned long long)line, reason);
+                first_store[nreasons] = strdup(buf);
+                first_reasons[nreasons] = first_store[nreasons];
+                nreasons++;
+            }
+        } else if (out == VG_EV_DUPLICATE) {
+            dups++;
+        } else {
+            accepted++;
+        }
+        if (tty && (read & 4095) == 0) {
+            double now = now_s();
+            if (now - last_progress > 0.5) {
+                show_progress(rd, read, t0, false);
+                last_progress = now;
+            }
+        }
+    }
+    double dt = now_s() - t0;
+    if (tty && dt > 0.5)
+        show_progress(rd, read, t0, true);
+    if (fflush(R.out) != 0 || R.write_error) {
+        fprintf(stderr, "vigil replay: writing the alerts failed: %m\n");
+        rc = 1;
+    }
+    if (!quiet) {
+        fprintf(stderr,
+                "replay: %llu events read, %llu accepted, %llu rejected, %llu duplicates, "
+                "%llu alerts, %.0f events/s\n",
+                (unsigned long long)read, (unsigned long long)accepted,
+                (unsigned long long)rejected, (unsigned long long)dups,
+                (unsigned long long)R.alerts, dt > 0 ? (double)read / dt : 0.0);
+        for (size_t i = 0; i < nreasons; i++)
+            fprintf(stderr, "  rejected %s\n", first_reasons[i]);
+        if (rejected > nreasons)
+            fprintf(stderr, "  ... and %llu more rejected rows\n",
+                    (unsigned long long)(rejected - nreasons));
+        if (label)
+            fprintf(stderr, "  %llu events labelled fraud\n", (unsigned long long)fraud);
+        fprintf(stderr, "  %-32s %8s %10s %10s", "rule", "alerts", "suppressed", "empty key");
+        if (label)
+            fprintf(stderr, " %9s %9s", "precision", "recall");
+        fputc('\n', stderr);
+        for (size_t i = 0; i < nr; i++) {
+            const vg_rule *r = vg_ruleset_rule(rs, i);
+            const vg_rule_stats *st = vg_engine_rule_stats(eng, i);
+            fprintf(stderr, "  %-32s %8llu %10llu %10llu", r->name, (unsigned long long)st->alerts,
+                    (unsigned long long)st->suppressed, (unsigned long long)st->empty_keys);
+            if (label) {
+                if (st->alerts)
+                    fprintf(stderr, " %9.3f", (double)R.tally[i].fraud_alerts / (double)st->alerts);
+                else
+                    fprintf(stderr, " %9s", "-");
+                if (fraud)
+                    fprintf(stderr, " %9.3f", (double)R.tally[i].fraud_hits / (double)fraud);
+                else
+                    fprintf(stderr, " %9s", "-");
+            }
+            if (r->is_match)
+                fprintf(stderr, "  (pattern: not evaluated in this version)");
+            fputc('\n', stderr);
+        }
+    }
+    if (expect != NULL && rc == VG_EXIT_OK) {
+        qsort(want, nwant, sizeof(char *), cmp_str);
+        qsort(R.got, R.ngot, sizeof(char *), cmp_str);
+        size_t nd = diff_triples(want, nwant, R.got, R.ngot);
+        if (nd > 0) {
+            fprintf(stderr, "replay: %zu differences from %s (- expected, + got)\n", nd, expect);
+            rc = VG_EXIT_RULES;
+        } else if (!quiet) {
+            fprintf(stderr, "replay: the alerts match %s (%zu)\n", expect, nwant);
+        }
+    }
+    for (size_t i = 0; i < nreasons; i++)
+        free(first_store[i]);
+done:
+    if (R.out != NULL && R.out != stdout)
+        fclose(R.out);
+    for (size_t i = 0; i < R.ngot; i++)
+        free(R.got[i]);
+    free(R.got);
+    for (size_t i = 0; i < nwant; i++)
+        free(want[i]);
+    free(want);
+    free(R.tally);
+    vg_reader_close(rd);
+    vg_engine_close(eng);
+    vg_ruleset_unref(rs);
+    return rc;
+}
