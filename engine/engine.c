@@ -337,7 +337,7 @@ run_rule(vg_engine *e, size_t ri, const vg_event *ev, int64_t t, const vg_value 
     e->keybuf.len = 0;
     vg_err err = vg_buf_append(&e->keybuf, "", 0);
     if (err == VG_OK)
-        err = vg_value_format(&kv, r->key.money, ev->digits, r->key.en, &e->keybuf);
+        err = vg_value_format(&kv, false, 0, r->key.en, &e->keybuf); /* keys: shortest form */
     if (err)
         return err;
     if (e->keybuf.len == 0) {

@@ -7,8 +7,10 @@
  * Entries are sorted by time (ties in arrival order), so a window is one
  * contiguous run found by binary search, also for an event that arrives
  * late. An entry whose column is missing is skipped by that aggregate.
- * Entries older than the newest minus the rule's longest window are pruned:
- * memory per key is bounded by the window contents.
+ * Entries older than the newest minus twice the rule's longest window are
+ * pruned: memory per key is bounded by the window contents, and an event that
+ * arrives up to one window late still sees its whole window (one later still
+ * sees only what is left).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -370,7 +372,9 @@ rstate_add(rstate *s, const vg_rule *r, int64_t t, const vg_value *cols, vg_valu
         if (r->aggs[i].win == VG_WIN_HISTORY)
             history_add(&s->hist[i], &r->aggs[i],
                         r->aggs[i].col >= 0 ? &cols[r->aggs[i].col] : NULL);
-    prune(s, nc, r->max_window_ms);
+    /* Keep twice the longest window: an event up to one window late still
+     * finds every entry its window needs. */
+    prune(s, nc, 2 * r->max_window_ms);
     return VG_OK;
 }
 

@@ -150,9 +150,11 @@ def make_case(rng):
     for n in range(rng.randint(5, 60)):
         # mostly forward, sometimes a tie, sometimes exactly a window edge
         t += rng.choice([0, 0, 30000, 60000, 60000, 300000, 600000, 1800000])
+        # now and then an event that arrives late (less than the shortest window)
+        late = rng.choice([0] * 9 + [rng.randint(1, 59999)])
         ident = f"e{n}" if rng.random() > 0.05 or n == 0 else f"e{rng.randrange(n)}"
         events.append({
-            "id": ident, "time": t,
+            "id": ident, "time": t - late,
             "account_id": rng.choice(["a1", "a2", "a3", ""]),
             "card_id": rng.choice(["c1", "c2"]),
             "channel": rng.choice(["ECOMMERCE", "POS"]),
