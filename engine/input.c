@@ -19,6 +19,7 @@
 
 #include "vg_input.h"
 #include "vg_text.h"
+#include "vg_vm.h"
 
 typedef struct cell {
     size_t off; /* in rd->cells */
@@ -49,6 +50,15 @@ struct vg_reader {
     json_t *json;
     vg_buf attrbuf; /* vg_attr of a JSONL row's attrs */
     const char *label;
+    /* map file */
+    vg_ruleset *map;
+    vg_vm *mapvm;
+    vg_value *rowcells; /* the row's cells as values, for the map's programs */
+    vg_value *mapvals;  /* each assignment's value */
+    vg_buf mapstr;      /* strings the map's programs made, copied out of the VM */
+    const vg_map_assign *assigns;
+    size_t nassigns;
+    unsigned map_errors;
     /* pb */
     vg_pb_event *pb;
     /* money cells to convert once the currency is known */
@@ -116,6 +126,11 @@ vg_reader_close(vg_reader *rd)
     if (rd->json)
         json_decref(rd->json);
     vg_pb_event_free(rd->pb);
+    vg_vm_free(rd->mapvm);
+    vg_ruleset_unref(rd->map);
+    free(rd->rowcells);
+    free(rd->mapvals);
+    vg_buf_free(&rd->mapstr);
     free(rd);
 }
 
@@ -227,6 +242,8 @@ cell_text(const vg_reader *rd, uint32_t i)
     return rd->cells.data + rd->cellv[i].off;
 }
 
+static bool map_apply(vg_reader *rd, vg_event *ev);
+
 static vg_err
 csv_header(vg_reader *rd, char *why, size_t whylen)
 {
@@ -268,6 +285,8 @@ csv_header(vg_reader *rd, char *why, size_t whylen)
         snprintf(why, whylen, "it has no column '%s' for --label", rd->label);
         return VG_EINVAL;
     }
+    if (rd->map != NULL)
+        return VG_OK;
     if (mapped == 0) {
         snprintf(why, whylen,
                  "no column of its header names an event field (like id, time, account_id, "
@@ -472,6 +491,8 @@ csv_next(vg_reader *rd, vg_event *ev, uint64_t *line, int *label)
                       rd->cellv[i].len))
             return VG_READ_REJECT;
     }
+    if (rd->map != NULL && !map_apply(rd, ev))
+        return VG_READ_REJECT;
     if (!set_money(rd, ev))
         return VG_READ_REJECT;
     /* no id column: the 1-based data row number is the id */
@@ -684,6 +705,117 @@ vg_reader_next(vg_reader *rd, vg_event *ev, uint64_t *line, const char **reason,
     return r;
 }
 
+/* ---- Map files ------------------------------------------------------------ */
+
+static vg_err
+map_open(vg_reader *rd, const vg_reader_opts *opts, char *why, size_t whylen)
+{
+    vg_compile_opts copts = {.schema = rd->sc, .diag = opts->diag, .diag_ctx = opts->diag_ctx};
+    vg_err err = vg_map_compile(opts->map_path, (const char *const *)rd->colnames, rd->ncols,
+                                &copts, &rd->map_errors, &rd->map);
+    if (opts->map_errors)
+        *opts->map_errors = rd->map_errors;
+    if (err == VG_ECOMPILE) {
+        snprintf(why, whylen, "the map file '%s' has errors", opts->map_path);
+        return VG_ECOMPILE;
+    }
+    if (err) {
+        snprintf(why, whylen, "can't read the map file '%s'", opts->map_path);
+        return err;
+    }
+    rd->assigns = vg_ruleset_map(rd->map, &rd->nassigns);
+    rd->rowcells = calloc(rd->ncols ? rd->ncols : 1, sizeof(vg_value));
+    rd->mapvals = calloc(rd->nassigns ? rd->nassigns : 1, sizeof(vg_value));
+    if (rd->rowcells == NULL || rd->mapvals == NULL || vg_vm_new(rd->map, &rd->mapvm) != VG_OK)
+        return VG_ENOMEM;
+    return VG_OK;
+}
+
+/* Runs the map's assignments on the row and sets the fields they name. */
+static bool
+map_apply(vg_reader *rd, vg_event *ev)
+{
+    static const char *const kinds[] = {
+        "",           "a number",    "a string", "true or false", "a time (epoch ms or ISO 8601)",
+        "a duration", "a value name"};
+    for (uint32_t i = 0; i < rd->ncols; i++) {
+        vg_value *c = &rd->rowcells[i];
+        c->kind = rd->cellv[i].len ? VG_V_STR : VG_V_MISSING; /* empty: sets nothing */
+        c->u.s = cell_text(rd, i);
+        c->len = rd->cellv[i].len;
+    }
+    vg_vm_ctx ctx = {.cols = rd->rowcells};
+    rd->mapstr.len = 0;
+    /* a string a program made lives in VM scratch until the next eval: keep
+     * its bytes, by offset, and fix the pointers once all have run */
+    for (size_t i = 0; i < rd->nassigns; i++) {
+        const vg_map_assign *a = &rd->assigns[i];
+        if (a->field[ev->stream] == NULL) {
+            rd->mapvals[i].kind = VG_V_MISSING;
+            continue;
+        }
+        vg_value v = vg_vm_eval(rd->mapvm, &a->prog, &ctx);
+        const char *text;
+        uint32_t len;
+        uint8_t kind;
+        if (vg_vm_conv_failed(rd->mapvm, &text, &len, &kind)) {
+            reject(rd, "%s: '%.*s' is not %s", a->name, (int)(len > 40 ? 40 : len), text,
+                   kinds[kind]);
+            return false;
+        }
+        if (v.kind == VG_V_STR) {
+            const char *cells = rd->cells.data;
+            if (!(v.u.s >= cells && v.u.s < cells + rd->cells.cap)) {
+                size_t off = rd->mapstr.len;
+                if (vg_buf_append(&rd->mapstr, v.u.s, v.len) != VG_OK)
+                    return false;
+                rd->mapvals[i].u.num = (double)off; /* patched below */
+                rd->mapvals[i].kind = 0xFF;
+                rd->mapvals[i].len = v.len;
+                continue;
+            }
+        }
+        rd->mapvals[i] = v;
+    }
+    for (size_t i = 0; i < rd->nassigns; i++) {
+        vg_value *v = &rd->mapvals[i];
+        if (v->kind == 0xFF) {
+            size_t off = (size_t)v->u.num;
+            v->kind = VG_V_STR;
+            v->u.s = rd->mapstr.data + off;
+        }
+    }
+    for (size_t i = 0; i < rd->nassigns; i++) {
+        const vg_map_assign *a = &rd->assigns[i];
+        const vg_field *f = a->field[ev->stream];
+        vg_value *v = &rd->mapvals[i];
+        if (f == NULL || v->kind == VG_V_MISSING)
+            continue;
+        /* a field the map sets wins over a same-named column */
+        ev->v[f->slot].kind = VG_V_MISSING;
+        for (unsigned k = 0; k < rd->nmoney; k++)
+            if (rd->money[k].slot == f->slot)
+                rd->money[k] = rd->money[--rd->nmoney];
+        char what[80];
+        snprintf(what, sizeof what, "%s", a->name);
+        if (v->kind == VG_V_STR) {
+            if (!set_text(rd, ev, f, what, v->u.s, v->len))
+                return false;
+        } else if ((f->flags & VG_FIELD_MONEY) && v->kind == VG_V_NUM) {
+            unsigned k = rd->nmoney++;
+            rd->money[k].slot = f->slot;
+            rd->money[k].num = v->u.num;
+            rd->money[k].is_num = true;
+        } else if (f->type == VG_FT_TIME && v->kind == VG_V_DUR) {
+            ev->v[f->slot].kind = VG_V_TIME; /* a duration counts from the epoch */
+            ev->v[f->slot].u.num = v->u.num;
+        } else {
+            ev->v[f->slot] = *v;
+        }
+    }
+    return true;
+}
+
 vg_err
 vg_reader_open(const char *path, const vg_schema *sc, const vg_reader_opts *opts, char *why,
                size_t whylen, vg_reader **out)
@@ -703,11 +835,6 @@ vg_reader_open(const char *path, const vg_schema *sc, const vg_reader_opts *opts
     }
     if (opts && opts->map_path && rd->fmt != VG_FMT_CSV) {
         snprintf(why, whylen, "a map file applies to CSV input only");
-        err = VG_EINVAL;
-        goto fail;
-    }
-    if (opts && opts->map_path) {
-        snprintf(why, whylen, "map files are not read by this version yet");
         err = VG_EINVAL;
         goto fail;
     }
@@ -735,6 +862,8 @@ vg_reader_open(const char *path, const vg_schema *sc, const vg_reader_opts *opts
     }
     if (rd->fmt == VG_FMT_CSV) {
         err = csv_header(rd, why, whylen);
+        if (err == VG_OK && opts && opts->map_path)
+            err = map_open(rd, opts, why, whylen);
         if (err)
             goto fail;
     }

@@ -28,12 +28,14 @@ typedef struct vg_reader_opts {
     const char *label;    /* a column (CSV) or member (JSONL) holding fraud labels, or NULL */
     vg_diag_fn diag;      /* where a broken map file's diagnostics go */
     void *diag_ctx;
+    unsigned *map_errors; /* out, when not NULL: how many errors the map file had */
 } vg_reader_opts;
 
 /* Opens path ("-": standard input) for reading events of schema sc.
  * Returns VG_ENOENT / VG_EIO (why in errno), VG_EINVAL when the file is not
  * of its format (no header row, a map that does not compile, a --label
- * column that does not exist; *why says which), VG_ENOMEM. */
+ * column that does not exist; *why says which), VG_ECOMPILE when the map
+ * file has errors (reported to opts->diag), VG_ENOMEM. */
 vg_err vg_reader_open(const char *path, const vg_schema *sc, const vg_reader_opts *opts, char *why,
                       size_t whylen, vg_reader **out);
 void vg_reader_close(vg_reader *rd);

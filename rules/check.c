@@ -319,6 +319,16 @@ settle(cstate *C, const scope *sc, node *n)
 {
     switch (n->ty.t) {
     case TY_NAME: {
+        if (C->map_mode) {
+            diag_error(C, n->sp, "the CSV header has no column '%.*s'", (int)n->namelen, n->name);
+            const char *sug = diag_suggest(n->name, n->namelen, C->columns, C->ncolumns);
+            if (sug)
+                diag_note(C, n->sp, "did you mean '%s'?", sug);
+            else
+                diag_note(C, n->sp, "a column whose name is not a word is read with col(\"%.*s\")",
+                          (int)n->namelen, n->name);
+            break;
+        }
         if (sc->stream >= 0)
             diag_error(C, n->sp, "'%.*s' is not a field of %s", (int)n->namelen, n->name,
                        vg_stream_name((vg_stream_id)sc->stream));
@@ -427,6 +437,34 @@ is_cmp_op(uint8_t op)
     return op == T_EQ || op == T_NE || op == T_LT || op == T_LE || op == T_GT || op == T_GE;
 }
 
+/* Map files: a column's text meeting a type converts to it. Wraps *slot in a
+ * conversion node and returns true when *slot is column text. */
+static bool
+convert_text(cstate *C, node **slot, uint8_t to, const vg_enum *en)
+{
+    node *n = *slot;
+    if (n->ty.t != TY_STRING || !n->ty.text || to == TY_STRING)
+        return false;
+    node *c = cstate_alloc(C, sizeof(node));
+    if (c == NULL)
+        return false;
+    c->kind = N_CONV;
+    c->a = n;
+    c->sp = n->sp;
+    c->step = -1;
+    c->height = n->height + 1;
+    c->ty = ty(to);
+    c->ty.en = en;
+    *slot = c;
+    return true;
+}
+
+static bool
+is_text(type t)
+{
+    return t.t == TY_STRING && t.text;
+}
+
 static type
 check_compare(cstate *C, const scope *sc, node *n)
 {
@@ -448,6 +486,10 @@ check_compare(cstate *C, const scope *sc, node *n)
         a = n->a->ty = ty(TY_ERROR);
     a = settle(C, sc, n->a);
     b = settle(C, sc, n->b);
+    if (is_text(a) && b.t != TY_STRING && b.t != TY_ERROR && convert_text(C, &n->a, b.t, b.en))
+        a = n->a->ty;
+    else if (is_text(b) && a.t != TY_STRING && a.t != TY_ERROR && convert_text(C, &n->b, a.t, a.en))
+        b = n->b->ty;
     if (a.t == TY_ERROR || b.t == TY_ERROR)
         return ty(TY_ERROR);
     const char *op = tok_spelling((tok_kind)n->op);
@@ -490,6 +532,15 @@ check_arith(cstate *C, const scope *sc, node *n)
     type b = check_value(C, sc, n->b);
     if (a.t == TY_ERROR || b.t == TY_ERROR)
         return ty(TY_ERROR);
+    /* column text is a number in arithmetic (`+` of two texts joins them) */
+    bool join = n->op == T_PLUS && (a.t == TY_STRING) && (b.t == TY_STRING) &&
+                !(is_text(a) && b.t != TY_STRING) && !(is_text(b) && a.t != TY_STRING);
+    if (!join) {
+        if (is_text(a) && convert_text(C, &n->a, TY_NUMBER, NULL))
+            a = n->a->ty;
+        if (is_text(b) && convert_text(C, &n->b, TY_NUMBER, NULL))
+            b = n->b->ty;
+    }
     type r = ty(TY_ERROR);
     uint8_t A = a.t, B = b.t;
     switch (n->op) {
@@ -750,6 +801,15 @@ check_arg(cstate *C, const scope *sc, node *n, uint32_t i, unsigned accepted, co
     type t = check_value(C, sc, n->args[i]);
     if (t.t == TY_ERROR)
         return t;
+    if (is_text(t) && !(accepted & (1u << TY_STRING))) {
+        static const uint8_t order[] = {TY_NUMBER, TY_TIME, TY_DURATION, TY_BOOL};
+        for (size_t k = 0; k < VG_ARRAY_LEN(order); k++) {
+            if ((accepted & (1u << order[k])) && convert_text(C, &n->args[i], order[k], NULL)) {
+                t = n->args[i]->ty;
+                break;
+            }
+        }
+    }
     if (!(accepted & (1u << t.t))) {
         char what[64], buf[64];
         snprintf(what, sizeof what, "%s()", vg_functions[n->fn].name);
@@ -1012,6 +1072,31 @@ check_call(cstate *C, const scope *sc, node *n)
         return ty(TY_ERROR);
     type t, u;
     switch (n->fn) {
+    case FN_col: {
+        node *a = n->args[0];
+        if (!C->map_mode) {
+            diag_error(C, n->sp, "col() reads a CSV column: it works in map files only");
+            return ty(TY_ERROR);
+        }
+        if (a->kind != N_STRING) {
+            diag_error(C, a->sp, "col() takes a column name in quotes, like col(\"merch long\")");
+            return ty(TY_ERROR);
+        }
+        for (uint32_t i = 0; i < C->ncolumns; i++) {
+            if (strlen(C->columns[i]) == a->v.s.len &&
+                memcmp(C->columns[i], a->v.s.str, a->v.s.len) == 0) {
+                n->col = (int32_t)i;
+                type text = ty(TY_STRING);
+                text.text = true;
+                return text;
+            }
+        }
+        diag_error(C, a->sp, "the CSV header has no column \"%.*s\"", (int)a->v.s.len, a->v.s.str);
+        const char *sug = diag_suggest(a->v.s.str, a->v.s.len, C->columns, C->ncolumns);
+        if (sug)
+            diag_note(C, a->sp, "did you mean \"%s\"?", sug);
+        return ty(TY_ERROR);
+    }
     case FN_abs:
         return check_arg(C, sc, n, 0, B(TY_NUMBER) | B(TY_DURATION), "a number or a duration");
     case FN_min:
@@ -1112,6 +1197,19 @@ check_expr_inner(cstate *C, const scope *sc, node *n)
     case N_DURATION: return ty(TY_DURATION);
     case N_NAME: {
         int idx;
+        if (C->map_mode) {
+            for (uint32_t i = 0; i < C->ncolumns; i++) {
+                if (strlen(C->columns[i]) == n->namelen &&
+                    memcmp(C->columns[i], n->name, n->namelen) == 0) {
+                    n->ref = REF_COLUMN;
+                    n->col = (int32_t)i;
+                    type t = ty(TY_STRING);
+                    t.text = true;
+                    return t;
+                }
+            }
+            return ty(TY_NAME); /* an enum constant, or an unknown column */
+        }
         if (find_step(sc, n->name, n->namelen, &idx) != NULL) {
             if (!step_in_view(C, sc, idx, n->name, n->namelen, n->sp))
                 return ty(TY_ERROR);
@@ -1203,6 +1301,8 @@ check_expr_inner(cstate *C, const scope *sc, node *n)
         type a = check_value(C, sc, n->a);
         if (a.t == TY_ERROR)
             return a;
+        if (is_text(a) && convert_text(C, &n->a, TY_NUMBER, NULL))
+            a = n->a->ty;
         if (a.t != TY_NUMBER && a.t != TY_DURATION)
             return want(C, n->a, "'-'", "a number or a duration");
         return a;
@@ -1225,6 +1325,7 @@ check_expr_inner(cstate *C, const scope *sc, node *n)
     case N_LIST:
         diag_error(C, n->sp, "a [list] can only follow 'in' or 'not in'");
         return ty(TY_ERROR);
+    case N_CONV: return n->ty; /* made by the checker itself, already typed */
     }
     return ty(TY_ERROR);
 }
@@ -1674,5 +1775,108 @@ check_all(cstate *C)
             check_when_rule(C, r);
         /* a pattern that did not parse: its step names are unknown, so the
          * clauses that could use them are left alone */
+    }
+}
+
+/* ---- Map files ------------------------------------------------------------ */
+
+/* Is an expression of type t something field f can take? Column text always
+ * is (the reader converts it); a duration makes a time (from the epoch).
+ * 1: it fits; 0: it does not; -1: it does not, and that was reported. */
+static int
+map_fits(cstate *C, map_assign *a, const vg_field *f, type t)
+{
+    if (is_text(t))
+        return 1;
+    switch (f->type) {
+    case VG_FT_STRING: return t.t == TY_STRING;
+    case VG_FT_NUMBER: return t.t == TY_NUMBER;
+    case VG_FT_BOOL: return t.t == TY_BOOL;
+    case VG_FT_TIME: return t.t == TY_TIME || t.t == TY_DURATION;
+    case VG_FT_ENUM:
+        if (t.t == TY_NAME)
+            return resolve_enum(C, a->expr, f->enum_type) ? 1 : -1;
+        if (t.t == TY_STRING && a->expr->kind == N_STRING) {
+            if (!enum_has_name(C, f->enum_type, a->expr->v.s.str, a->expr->v.s.len, a->expr->sp,
+                               "the map sets"))
+                return -1;
+            /* a quoted name: from here on it is that enum value */
+            int v = 0;
+            vg_enum_lookup(f->enum_type, a->expr->v.s.str, a->expr->v.s.len, &v);
+            a->expr->kind = N_NAME;
+            a->expr->ref = REF_ENUM;
+            a->expr->enum_value = v;
+            a->expr->ty = ty(TY_ENUM);
+            a->expr->ty.en = f->enum_type;
+            return 1;
+        }
+        return t.t == TY_ENUM && t.en == f->enum_type;
+    case VG_FT_MAP: return 0;
+    }
+    return 0;
+}
+
+void
+check_map(cstate *C)
+{
+    static const char *const what[] = {"",
+                                       "a number",
+                                       "a string",
+                                       "true or false",
+                                       "a time (or a duration from the epoch, like secs * 1s)",
+                                       "a value name",
+                                       ""};
+    for (uint32_t i = 0; i < C->nassigns && !C->oom; i++) {
+        map_assign *a = &C->assigns[i];
+        const vg_field *any = NULL;
+        for (int s = 0; s < VG_NSTREAMS; s++) {
+            a->field[s] = vg_schema_field(C->schema, (vg_stream_id)s, a->name, a->namelen);
+            if (a->field[s] != NULL && any == NULL)
+                any = a->field[s];
+        }
+        if (any == NULL) {
+            diag_error(C, a->name_sp, "'%.*s' is not an event field", (int)a->namelen, a->name);
+            const char *sug = suggest_field(C, VG_STREAM_TXN, a->name, a->namelen);
+            if (sug == NULL)
+                sug = suggest_field(C, VG_STREAM_EVENT, a->name, a->namelen);
+            if (sug)
+                diag_note(C, a->name_sp, "did you mean '%s'?", sug);
+            continue;
+        }
+        if (any->type == VG_FT_MAP) {
+            diag_error(C, a->name_sp,
+                       "a map can't set '%s'; its columns that are not fields are "
+                       "ignored",
+                       any->name);
+            continue;
+        }
+        for (uint32_t j = 0; j < i; j++) {
+            if (C->assigns[j].namelen == a->namelen &&
+                memcmp(C->assigns[j].name, a->name, a->namelen) == 0) {
+                diag_error(C, a->name_sp, "'%.*s' is set twice", (int)a->namelen, a->name);
+                diag_note(C, C->assigns[j].name_sp, "first set here");
+                break;
+            }
+        }
+        scope sc = {.stream = -1, .self_step = -1, .ctx = "map"};
+        type t = check_expr(C, &sc, a->expr);
+        if (t.t == TY_NAME && any->type != VG_FT_ENUM)
+            t = settle(C, &sc, a->expr);
+        if (t.t == TY_ERROR)
+            continue;
+        for (int s = 0; s < VG_NSTREAMS; s++) {
+            const vg_field *f = a->field[s];
+            if (f == NULL)
+                continue;
+            int fits = map_fits(C, a, f, t);
+            if (fits <= 0) {
+                if (fits == 0) {
+                    char buf[64];
+                    diag_error(C, a->expr->sp, "'%s' takes %s, but this is %s", f->name,
+                               what[f->type], type_desc(t, buf, sizeof buf));
+                }
+                break;
+            }
+        }
     }
 }

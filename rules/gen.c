@@ -64,6 +64,7 @@ emit(gen *G, uint8_t op, uint8_t a, uint16_t b, uint32_t c)
     switch (op) {
     case OP_CONST:
     case OP_FIELD:
+    case OP_COL:
     case OP_STEPFIELD:
     case OP_AGG:
     case OP_PREV: G->depth++; break;
@@ -524,6 +525,10 @@ gen_expr(gen *G, node *n)
             emit_const(G, num_value(n->enum_value, VG_V_ENUM));
             return;
         }
+        if (n->ref == REF_COLUMN) {
+            emit(G, OP_COL, 0, 0, (uint32_t)n->col);
+            return;
+        }
         __attribute__((fallthrough)); /* a field */
     case N_STREAM:
     case N_MEMBER:
@@ -535,6 +540,10 @@ gen_expr(gen *G, node *n)
     case N_CALL:
         if (n->fn == FN_prev) {
             gen_prev(G, n);
+            return;
+        }
+        if (n->fn == FN_col) {
+            emit(G, OP_COL, 0, 0, (uint32_t)n->col);
             return;
         }
         if (n->fn == FN_attr) {
@@ -597,6 +606,26 @@ gen_expr(gen *G, node *n)
         emit(G, OP_MATCH, n->op, 0, (uint32_t)n->rx_index);
         return;
     case N_LIST: return; /* only under N_IN */
+    case N_CONV: {
+        uint32_t en = 0;
+        if (n->ty.t == TY_ENUM) {
+            while (en < G->rs->nenums && G->rs->enums[en] != n->ty.en)
+                en++;
+            if (en == G->rs->nenums) {
+                const vg_enum **v = realloc(G->rs->enums, (en + 1) * sizeof(vg_enum *));
+                if (v == NULL) {
+                    G->oom = true;
+                    return;
+                }
+                v[en] = n->ty.en;
+                G->rs->enums = v;
+                G->rs->nenums++;
+            }
+        }
+        gen_expr(G, n->a);
+        emit(G, OP_CONV, vkind(&n->ty), 0, en);
+        return;
+    }
     }
     fold(G, start, depth0);
 }
@@ -814,6 +843,19 @@ gen_ruleset(vg_ruleset *rs)
         G.oom = true;
     for (uint32_t i = 0; i < rs->C.nrules && !G.oom; i++)
         gen_rule(&G, rs->C.rules[i], &rs->rules[i], i);
+    if (rs->C.nassigns > 0) {
+        rs->map = cstate_alloc(&rs->C, rs->C.nassigns * sizeof(vg_map_assign));
+        if (rs->map == NULL)
+            G.oom = true;
+        for (uint32_t i = 0; rs->map && i < rs->C.nassigns && !G.oom; i++) {
+            map_assign *a = &rs->C.assigns[i];
+            rs->map[i].name = cstate_strndup(&rs->C, a->name, a->namelen);
+            memcpy(rs->map[i].field, a->field, sizeof a->field);
+            gen_prog(&G, a->expr, &rs->map[i].prog);
+            rs->map[i].prog.kind = vkind(&a->expr->ty);
+        }
+        rs->nmap = rs->C.nassigns;
+    }
     rs->consts = arena_copy(&G, &G.consts);
     rs->nconsts = (uint32_t)(G.consts.len / sizeof(vg_value));
     rs->sets = arena_copy(&G, &G.sets);
@@ -831,6 +873,7 @@ gen_free(vg_ruleset *rs)
 {
     pcre2_match_context_free(rs->match_ctx);
     free(rs->keyspaces);
+    free(rs->enums);
 }
 
 const vg_rule *
@@ -849,6 +892,13 @@ const char *
 vg_ruleset_keyspace(const vg_ruleset *rs, size_t i)
 {
     return i < rs->nkeyspaces ? rs->keyspaces[i] : NULL;
+}
+
+const vg_map_assign *
+vg_ruleset_map(const vg_ruleset *rs, size_t *n)
+{
+    *n = rs->nmap;
+    return rs->map;
 }
 
 const vg_schema *

@@ -11,6 +11,8 @@
 #define VG_OPCODES(OP)                                                                             \
     OP(CONST, "c=const")                                                                           \
     OP(FIELD, "c=slot")                                                                            \
+    OP(COL, "c=column")                                                                            \
+    OP(CONV, "a=kind c=enum")                                                                      \
     OP(STEPFIELD, "b=step c=slot")                                                                 \
     OP(ATTR, "")                                                                                   \
     OP(STEPATTR, "b=step")                                                                         \

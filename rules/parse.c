@@ -1658,3 +1658,79 @@ parse_file(cstate *C, uint32_t f)
         }
     }
 }
+
+/* ---- Map files -----------------------------------------------------------
+ * map := { FIELD '=' expr }      one assignment per line, `#` comments */
+
+/* Does the current token start a line? */
+static bool
+at_line_start(parser *P)
+{
+    const srcfile *f = &P->C->files[P->file];
+    for (uint32_t i = P->tok.sp.start; i > 0; i--) {
+        char c = f->text[i - 1];
+        if (c == '\n')
+            return true;
+        if (c != ' ' && c != '\t' && c != '\r')
+            return false;
+    }
+    return true;
+}
+
+void
+parse_map(cstate *C, uint32_t f)
+{
+    srcfile *sf = &C->files[f];
+    lexer L;
+    lex_init(&L, C, f, sf->text, sf->len, NULL);
+    parser P = {.C = C, .L = &L, .file = f};
+    advance(&P);
+    while (!at(&P, T_EOF) && !diag_stopped(C, f) && !C->oom) {
+        P.depth = 0;
+        P.too_deep = false;
+        map_assign a = {0};
+        bool ok = false;
+        if (at(&P, T_IDENT) || tok_is_keyword(P.tok.kind)) {
+            a.name_sp = P.tok.sp;
+            a.name = tok_text(&P, &a.namelen);
+            advance(&P);
+            if (at(&P, T_ASSIGN)) {
+                advance(&P);
+                a.expr = parse_expr(&P);
+                ok = a.expr != NULL;
+                if (ok && !at(&P, T_EOF) && !at_line_start(&P)) {
+                    error_expected(&P, "the end of the line after the expression");
+                    ok = false;
+                }
+            } else {
+                char what[96];
+                snprintf(what, sizeof what, "'=' after '%.*s' (a map line is 'field = expression')",
+                         (int)(a.namelen > 40 ? 40 : a.namelen), a.name ? a.name : "");
+                error_expected(&P, what);
+            }
+        } else {
+            error_expected(&P, "a field name (a map line is 'field = expression')");
+        }
+        if (ok) {
+            if (C->nassigns == C->capassigns) {
+                uint32_t cap = C->capassigns ? C->capassigns * 2 : 16;
+                map_assign *v = cstate_alloc(C, cap * sizeof(map_assign));
+                if (v == NULL)
+                    return;
+                if (C->nassigns)
+                    memcpy(v, C->assigns, C->nassigns * sizeof(map_assign));
+                C->assigns = v;
+                C->capassigns = cap;
+            }
+            C->assigns[C->nassigns++] = a;
+            continue;
+        }
+        /* skip to the next line */
+        bool quiet = C->quiet;
+        C->quiet = true;
+        do
+            advance(&P);
+        while (!at(&P, T_EOF) && !at_line_start(&P));
+        C->quiet = quiet;
+    }
+}

@@ -145,6 +145,8 @@ typedef struct type {
     uint8_t t;         /* vtype */
     uint8_t elem;      /* TY_LIST: the element vtype, TY_ERROR if empty */
     bool money;        /* a number in major units of a currency */
+    bool text;         /* TY_STRING read from a CSV column (map files): it converts to
+                          whatever it meets (a number, a time, an enum by name) */
     const vg_enum *en; /* TY_ENUM, and TY_LIST of enums */
 } type;
 
@@ -166,7 +168,8 @@ typedef struct type {
     N(LOGIC)    /* args joined by op: 'and' or 'or' (n-ary, so long chains stay flat) */           \
     N(IN)       /* a [not] in b */                                                                 \
     N(REGEX)    /* a ~ /re/, a !~ /re/ */                                                          \
-    N(LIST)     /* [a, b, ...] */
+    N(LIST)     /* [a, b, ...] */                                                                  \
+    N(CONV)     /* a (column text) converted to ty (map files) */
 
 typedef enum node_kind {
 #define N(k) N_##k,
@@ -207,7 +210,8 @@ typedef enum win_kind {
     FN(avg, 1, 1, FC_AGG)                                                                          \
     FN(distinct, 1, 1, FC_AGG)                                                                     \
     FN(seen, 1, 1, FC_AGG)                                                                         \
-    FN(first, 1, 1, FC_AGG)
+    FN(first, 1, 1, FC_AGG)                                                                        \
+    FN(col, 1, 1, FC_SCALAR) /* map files: a column by name */
 
 typedef enum fn_id {
     FN_NONE = 0,
@@ -237,7 +241,8 @@ typedef enum ref_kind {
     REF_FIELD, /* a field of the current event (or of a step's, via MEMBER) */
     REF_STEP,  /* a pattern binding itself (count(a)) */
     REF_LIST,
-    REF_ENUM, /* an enum constant */
+    REF_ENUM,   /* an enum constant */
+    REF_COLUMN, /* a CSV column (map files) */
 } ref_kind;
 
 typedef struct node node;
@@ -287,6 +292,7 @@ struct node {
     const vg_field *field; /* REF_FIELD */
     list_decl *list;       /* REF_LIST */
     int enum_value;        /* REF_ENUM */
+    int32_t col;           /* REF_COLUMN: the column's index */
 };
 
 /* A message template: literal text and {expr} parts, in order. */
@@ -395,6 +401,15 @@ struct list_decl {
     uint8_t elem; /* vtype of the items: TY_NUMBER or TY_STRING; TY_ERROR empty */
 };
 
+/* One line `field = EXPR` of a map file. */
+typedef struct map_assign {
+    const char *name; /* the field, as written */
+    uint32_t namelen;
+    span name_sp;
+    node *expr;
+    const vg_field *field[VG_NSTREAMS]; /* the field in each stream (NULL: not there) */
+} map_assign;
+
 /* ---- Compilation state --------------------------------------------------- */
 
 typedef struct srcfile {
@@ -444,6 +459,12 @@ typedef struct cstate {
     uint64_t recent[16];
     unsigned nrecent;
     void **regexes; /* pcre2_code * to free with the rule set */
+    /* map files (vg_map_compile): the CSV header, and the assignments */
+    bool map_mode;
+    const char *const *columns;
+    uint32_t ncolumns;
+    struct map_assign *assigns;
+    uint32_t nassigns, capassigns;
     uint32_t nregexes, capregexes;
 } cstate;
 
@@ -469,8 +490,12 @@ struct vg_ruleset {
     uint32_t nconsts;
     struct vg_set *sets; /* `in` lists as hash sets */
     uint32_t nsets;
-    void *match_ctx;    /* pcre2_match_context * with the match limits */
-    uint32_t max_stack; /* the deepest stack any program needs */
+    void *match_ctx;       /* pcre2_match_context * with the match limits */
+    uint32_t max_stack;    /* the deepest stack any program needs */
+    const vg_enum **enums; /* enums CONV converts names of */
+    uint32_t nenums;
+    vg_map_assign *map; /* map files: one per assignment */
+    uint32_t nmap;
 };
 
 /* gen.c: compiles every checked rule of rs into programs. Reports nothing
@@ -538,10 +563,14 @@ span lex_span(const lexer *L, uint32_t lstart, uint32_t lend);
  * (len + 1 entries) the file offset of each decoded byte. */
 bool lex_decode_template(lexer *L, const token *t, char **text, uint32_t *len, uint32_t **map);
 
-/* parse.c: parses file f, appending its rules and lists to C. */
+/* parse.c: parses file f, appending its rules and lists to C; parse_map()
+ * reads a map file's `field = EXPR` lines instead. */
 void parse_file(cstate *C, uint32_t f);
+void parse_map(cstate *C, uint32_t f);
 
-/* check.c: loads list files and checks every rule that parsed. */
+/* check.c: loads list files and checks every rule that parsed; check_map()
+ * checks a map file's assignments against the columns and fields. */
 void check_all(cstate *C);
+void check_map(cstate *C);
 
 #endif

@@ -126,16 +126,12 @@ looks_binary(cstate *C, uint32_t f)
     return true;
 }
 
-/* Runs the stages over the files in C and, on success, moves C into a new
- * rule set. C is closed either way. */
+/* Checks what C has parsed and, without errors, generates code and moves C
+ * into a new rule set. C is closed either way. */
 static vg_err
-compile(cstate *C, unsigned *nerrors, vg_ruleset **out)
+compile_parsed(cstate *C, unsigned *nerrors, vg_ruleset **out)
 {
     vg_err err;
-    uint32_t nrulefiles = C->nfiles;
-    for (uint32_t f = 0; f < nrulefiles && !C->oom; f++)
-        if (!looks_binary(C, f))
-            parse_file(C, f);
     if (!C->oom)
         check_all(C);
     diag_flush(C);
@@ -163,6 +159,17 @@ compile(cstate *C, unsigned *nerrors, vg_ruleset **out)
 fail:
     cstate_close(C);
     return err;
+}
+
+/* Parses every rule file in C, then compile_parsed(). */
+static vg_err
+compile(cstate *C, unsigned *nerrors, vg_ruleset **out)
+{
+    uint32_t nrulefiles = C->nfiles;
+    for (uint32_t f = 0; f < nrulefiles && !C->oom; f++)
+        if (!looks_binary(C, f))
+            parse_file(C, f);
+    return compile_parsed(C, nerrors, out);
 }
 
 vg_err
@@ -207,6 +214,45 @@ fail:
         *nerrors = C.nerrors;
     cstate_close(&C);
     return err;
+}
+
+/* ---- Map files ------------------------------------------------------------- */
+
+vg_err
+vg_map_compile(const char *path, const char *const *cols, size_t ncols, const vg_compile_opts *opts,
+               unsigned *nerrors, vg_ruleset **out)
+{
+    cstate C;
+    if (nerrors)
+        *nerrors = 0;
+    if (cstate_open(&C, opts) != VG_OK)
+        return VG_ENOMEM;
+    C.map_mode = true;
+    C.columns = cols;
+    C.ncolumns = (uint32_t)ncols;
+    vg_buf b = {0};
+    vg_err err = vg_read_file_max(path, VG_MAX_FILE, &b);
+    if (err == VG_ENOENT || err == VG_EIO)
+        diag_error_plain(&C, "can't read map file '%s': %s", path, strerror(errno));
+    else if (err == VG_ELIMIT)
+        diag_error_plain(&C, "%s: map file is larger than 64 MiB", path);
+    if (err == VG_OK) {
+        int f = cstate_add_file(&C, path, b.data, b.len, false);
+        if (f < 0)
+            err = VG_ENOMEM;
+        else if (!looks_binary(&C, (uint32_t)f))
+            parse_map(&C, (uint32_t)f);
+    }
+    vg_buf_free(&b);
+    if (err != VG_OK) {
+        if (nerrors)
+            *nerrors = C.nerrors;
+        cstate_close(&C);
+        return err;
+    }
+    if (!C.oom)
+        check_map(&C);
+    return compile_parsed(&C, nerrors, out);
 }
 
 /* ---- Gathering files ----------------------------------------------------------

@@ -132,11 +132,34 @@ typedef struct vg_vm_ctx {
     const vg_value *aggs;         /* the rule's aggregate values, by vg_aggspec index */
     const vg_value *prevs;        /* the rule's prev() values, by index */
     const vg_event *const *steps; /* pattern steps' events (later versions) */
+    const vg_value *cols;         /* map files: the CSV row's cells (strings or missing) */
 } vg_vm_ctx;
 
 /* Evaluates p. Strings in the result live until the next vg_vm_eval() on vm.
  * A program with no code yields true. */
 vg_value vg_vm_eval(vg_vm *vm, const vg_prog *p, const vg_vm_ctx *ctx);
+
+/* Did the last vg_vm_eval() fail to convert column text (map files)? Then
+ * *text, *len and *kind say what could not be read as what. */
+bool vg_vm_conv_failed(const vg_vm *vm, const char **text, uint32_t *len, uint8_t *kind);
+
+/* ---- Map files ------------------------------------------------------------ */
+
+/* One `field = EXPR` of a map file, compiled. */
+typedef struct vg_map_assign {
+    const char *name;                   /* the field */
+    const vg_field *field[VG_NSTREAMS]; /* in each stream, NULL where it is not */
+    vg_prog prog;                       /* its value: a STR result is column text that
+                                           the reader converts to the field's type */
+} vg_map_assign;
+
+/* Compiles the map file at path against a CSV header (cols[0..ncols)):
+ * `field = EXPR` lines whose expressions read columns by name (or
+ * col("any name")). Results as vg_ruleset_compile(); the map is in
+ * vg_ruleset_map(). */
+vg_err vg_map_compile(const char *path, const char *const *cols, size_t ncols,
+                      const vg_compile_opts *opts, unsigned *nerrors, vg_ruleset **out);
+const vg_map_assign *vg_ruleset_map(const vg_ruleset *rs, size_t *n);
 
 /* Regex matches that hit their match limit (and were taken as missing). */
 uint64_t vg_vm_regex_limit_hits(const vg_vm *vm);

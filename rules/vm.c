@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "rulesInt.h"
+#include "vg_text.h"
 
 /* Scratch chunks never move, so a string made earlier in an evaluation stays
  * valid while later ones are built. */
@@ -36,7 +37,22 @@ struct vg_vm {
     pcre2_match_data **md;
     uint32_t nmd;
     uint64_t limit_hits;
+    /* the last failed column conversion (map files) */
+    bool conv_failed;
+    vg_value conv_text;
+    uint8_t conv_kind;
 };
+
+bool
+vg_vm_conv_failed(const vg_vm *vm, const char **text, uint32_t *len, uint8_t *kind)
+{
+    if (!vm->conv_failed)
+        return false;
+    *text = vm->conv_text.u.s;
+    *len = vm->conv_text.len;
+    *kind = vm->conv_kind;
+    return true;
+}
 
 vg_err
 vg_vm_new(const vg_ruleset *rs, vg_vm **out)
@@ -330,6 +346,43 @@ call(vg_vm *vm, const vg_vm_ctx *ctx, int fn, vg_value *args, int argc)
 }
 
 static vg_value
+convert(vg_vm *vm, const vg_value *v, uint8_t kind, uint32_t en)
+{
+    vg_value out = {.kind = kind};
+    bool ok = false;
+    switch (kind) {
+    case VG_V_NUM: ok = vg_parse_number(v->u.s, v->len, &out.u.num); break;
+    case VG_V_TIME: {
+        int64_t ms;
+        ok = vg_parse_time(v->u.s, v->len, &ms);
+        out.u.num = (double)ms;
+        break;
+    }
+    case VG_V_BOOL: {
+        bool b;
+        ok = vg_parse_bool(v->u.s, v->len, &b);
+        out.u.num = b;
+        break;
+    }
+    case VG_V_ENUM: {
+        int e = 0;
+        ok = en < vm->rs->nenums && vg_parse_enum(vm->rs->enums[en], v->u.s, v->len, &e);
+        out.u.num = e;
+        break;
+    }
+    default: break;
+    }
+    if (ok)
+        return out;
+    if (!vm->conv_failed) {
+        vm->conv_failed = true;
+        vm->conv_text = *v;
+        vm->conv_kind = kind;
+    }
+    return missing_value;
+}
+
+static vg_value
 regex_match(vg_vm *vm, uint32_t idx, const vg_value *v, bool negate)
 {
     if (v->kind != VG_V_STR)
@@ -350,6 +403,7 @@ vg_vm_eval(vg_vm *vm, const vg_prog *p, const vg_vm_ctx *ctx)
     if (p->n == 0)
         return boolean(true);
     scratch_reset(vm);
+    vm->conv_failed = false;
     vg_value *sp = vm->stack; /* next free slot */
     const vg_value *consts = vm->rs->consts;
     const vg_insn *code = p->code;
@@ -359,6 +413,14 @@ vg_vm_eval(vg_vm *vm, const vg_prog *p, const vg_vm_ctx *ctx)
         case OP_CONST: /* push constant c */ *sp++ = consts[in->c]; break;
         case OP_FIELD: /* push field (slot c) of the current event */
             *sp++ = ctx->ev->v[in->c];
+            break;
+        case OP_COL: /* map files: push CSV cell c (a string, or missing when empty) */
+            *sp++ = ctx->cols ? ctx->cols[in->c] : missing_value;
+            break;
+        case OP_CONV: /* map files: read the top (column text) as kind a; on failure
+                         it is missing and vg_vm_conv_failed() says why */
+            if (sp[-1].kind == VG_V_STR)
+                sp[-1] = convert(vm, &sp[-1], in->a, in->c);
             break;
         case OP_STEPFIELD: /* push field c of pattern step b's event */
             *sp++ = ctx->steps && ctx->steps[in->b] ? ctx->steps[in->b]->v[in->c] : missing_value;

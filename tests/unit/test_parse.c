@@ -73,6 +73,11 @@ sexpr(const node *n, vg_buf *b)
         sexpr(n->b, b);
         vg_buf_puts(b, ")");
         break;
+    case N_CONV:
+        vg_buf_puts(b, "(conv ");
+        sexpr(n->a, b);
+        vg_buf_puts(b, ")");
+        break;
     case N_LOGIC:
         vg_buf_printf(b, "(%s", tok_spelling((tok_kind)n->op));
         for (uint32_t i = 0; i < n->nargs; i++) {

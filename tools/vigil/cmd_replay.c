@@ -319,8 +319,18 @@ cmd_replay(int argc, char **argv)
     if (expect != NULL && (rc = read_expect(expect, &want, &nwant)) != VG_EXIT_OK)
         goto done;
     char why[256];
-    vg_reader_opts ropts = {.format = fmt, .map_path = map, .label = label, .diag = print_diag};
+    unsigned map_errors = 0;
+    vg_reader_opts ropts = {.format = fmt,
+                            .map_path = map,
+                            .label = label,
+                            .diag = print_diag,
+                            .map_errors = &map_errors};
     err = vg_reader_open(input, vg_ruleset_schema(rs), &ropts, why, sizeof why, &rd);
+    if (err == VG_ECOMPILE) {
+        vg_diag_summary(stderr, map_errors);
+        rc = VG_EXIT_RULES;
+        goto done;
+    }
     if (err) {
         fprintf(stderr, "vigil replay: can't read '%s': %s\n", input, why);
         rc = err == VG_EINVAL ? VG_EXIT_DATAERR : err == VG_ENOMEM ? 1 : VG_EXIT_NOINPUT;
