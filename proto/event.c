@@ -3,6 +3,7 @@
  * protobuf-c -> vg_event conversion, driven by the schema's descriptors so a
  * new .proto field flows through with no code here.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -206,4 +207,116 @@ vg_pb_decode(vg_pb_event **holder, const vg_schema *sc, const uint8_t *buf, size
         h->cap = nattrs;
     }
     return vg_event_from_pb(sc, s, m, h->attrs, h->cap, ev);
+}
+
+/* Sets field f of message m from v (the reverse of pb_value). Strings are
+ * copied into *strs (a list of blocks freed by the caller). */
+static vg_err
+pb_set(ProtobufCMessage *m, const vg_field *f, const vg_value *v, unsigned digits, char ***strs,
+       size_t *nstrs)
+{
+    const ProtobufCFieldDescriptor *fd = f->pb;
+    char *base = (char *)m;
+    void *p = base + fd->offset;
+    if (v->kind == VG_V_MISSING)
+        return VG_OK;
+    if (f->flags & VG_FIELD_OPTIONAL)
+        *(uint32_t *)(base + fd->quantifier_offset) = fd->id;
+    double num = v->u.num;
+    if (f->flags & VG_FIELD_MONEY)
+        num = (double)llround(num * vg_pow10(digits));
+    switch (fd->type) {
+    case PROTOBUF_C_TYPE_INT32:
+    case PROTOBUF_C_TYPE_SINT32:
+    case PROTOBUF_C_TYPE_SFIXED32: *(int32_t *)p = (int32_t)num; break;
+    case PROTOBUF_C_TYPE_UINT32:
+    case PROTOBUF_C_TYPE_FIXED32: *(uint32_t *)p = (uint32_t)num; break;
+    case PROTOBUF_C_TYPE_INT64:
+    case PROTOBUF_C_TYPE_SINT64:
+    case PROTOBUF_C_TYPE_SFIXED64: *(int64_t *)p = (int64_t)num; break;
+    case PROTOBUF_C_TYPE_UINT64:
+    case PROTOBUF_C_TYPE_FIXED64: *(uint64_t *)p = (uint64_t)num; break;
+    case PROTOBUF_C_TYPE_FLOAT: *(float *)p = (float)num; break;
+    case PROTOBUF_C_TYPE_DOUBLE: *(double *)p = num; break;
+    case PROTOBUF_C_TYPE_BOOL: *(protobuf_c_boolean *)p = num != 0; break;
+    case PROTOBUF_C_TYPE_ENUM: *(int *)p = (int)num; break;
+    case PROTOBUF_C_TYPE_STRING: {
+        char **v2 = realloc(*strs, (*nstrs + 1) * sizeof(char *));
+        if (v2 == NULL)
+            return VG_ENOMEM;
+        *strs = v2;
+        char *s = malloc((size_t)v->len + 1);
+        if (s == NULL)
+            return VG_ENOMEM;
+        memcpy(s, v->u.s, v->len);
+        s[v->len] = '\0';
+        (*strs)[(*nstrs)++] = s;
+        *(char **)p = s;
+        break;
+    }
+    default: break;
+    }
+    return VG_OK;
+}
+
+vg_err
+vg_pb_encode(const vg_schema *sc, const vg_event *ev, vg_buf *out)
+{
+    const vg_field *first = vg_schema_field_at(sc, ev->stream, 0);
+    if (first == NULL)
+        return VG_EINVAL;
+    const ProtobufCMessageDescriptor *md = ev->stream == VG_STREAM_TXN
+                                               ? &vigil__v1__transaction__descriptor
+                                               : &vigil__v1__account_event__descriptor;
+    ProtobufCMessage *m = calloc(1, md->sizeof_message);
+    if (m == NULL)
+        return VG_ENOMEM;
+    protobuf_c_message_init(md, m);
+    char **strs = NULL;
+    size_t nstrs = 0;
+    vg_err err = VG_OK;
+    size_t n = vg_schema_nfields(sc, ev->stream);
+    for (size_t i = 0; i < n && err == VG_OK; i++) {
+        const vg_field *f = vg_schema_field_at(sc, ev->stream, i);
+        if (f->type != VG_FT_MAP)
+            err = pb_set(m, f, &ev->v[i], ev->digits, &strs, &nstrs);
+    }
+    Vigil__V1__Event e = VIGIL__V1__EVENT__INIT;
+    if (ev->stream == VG_STREAM_TXN) {
+        e.kind_case = VIGIL__V1__EVENT__KIND_TXN;
+        e.txn = (Vigil__V1__Transaction *)m;
+    } else {
+        e.kind_case = VIGIL__V1__EVENT__KIND_ACCOUNT;
+        e.account = (Vigil__V1__AccountEvent *)m;
+    }
+    if (err == VG_OK) {
+        size_t len = vigil__v1__event__get_packed_size(&e);
+        uint8_t pre[10];
+        size_t k = 0;
+        for (uint64_t x = len; k == 0 || x > 0; x >>= 7)
+            pre[k++] = (uint8_t)((x & 0x7F) | (x >> 7 ? 0x80 : 0));
+        err = vg_buf_append(out, pre, k);
+        size_t at = out->len;
+        if (err == VG_OK)
+            err = vg_buf_append(out, NULL, 0);
+        if (err == VG_OK && out->cap < at + len + 1) {
+            char *p = realloc(out->data, at + len + 1);
+            if (p == NULL)
+                err = VG_ENOMEM;
+            else {
+                out->data = p;
+                out->cap = at + len + 1;
+            }
+        }
+        if (err == VG_OK) {
+            vigil__v1__event__pack(&e, (uint8_t *)out->data + at);
+            out->len = at + len;
+            out->data[out->len] = '\0';
+        }
+    }
+    for (size_t i = 0; i < nstrs; i++)
+        free(strs[i]);
+    free(strs);
+    free(m);
+    return err;
 }

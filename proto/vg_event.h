@@ -71,4 +71,9 @@ vg_err vg_pb_decode(vg_pb_event **holder, const vg_schema *sc, const uint8_t *bu
                     vg_event *ev, char *why, size_t whylen);
 void vg_pb_event_free(vg_pb_event *h);
 
+/* Appends ev (an event of the default schema) to out as one
+ * varint-length-delimited vigil.v1.Event: the `pb` input format. Money is
+ * written as minor units of the event's currency. */
+vg_err vg_pb_encode(const vg_schema *sc, const vg_event *ev, vg_buf *out);
+
 #endif

@@ -159,5 +159,36 @@ expect 1 "a 10 MB file of rules with a mistake each" -- "$vigil" check "$tmp/man
 grep_in "$tmp/err" "manyerrors.vgl: error: too many errors; stopping" "error limit"
 grep_in "$tmp/err" "^100 errors generated.$" "error count at the limit"
 
+# --- vigil gen and vigil replay ----------------------------------------------------
+expect 0 "gen --help" -- "$vigil" gen --help
+grep_in "$tmp/out" "usage: vigil gen" "gen --help"
+expect 0 "replay --help" -- "$vigil" replay --help
+grep_in "$tmp/out" "usage: vigil replay" "replay --help"
+expect 0 "gen csv" -- "$vigil" gen --accounts 300 --events 20000 --seed 5 --out "$tmp/g.csv"
+expect 0 "gen csv again" -- "$vigil" gen --accounts 300 --events 20000 --seed 5 --out "$tmp/g2.csv"
+cmp -s "$tmp/g.csv" "$tmp/g2.csv" && ok || bad "gen is not reproducible"
+expect 0 "gen jsonl" -- "$vigil" gen --accounts 300 --events 20000 --seed 5 --out "$tmp/g.jsonl"
+expect 0 "gen pb" -- "$vigil" gen --accounts 300 --events 20000 --seed 5 --out "$tmp/g.pb"
+expect 64 "gen with a bad rate" -- "$vigil" gen --fraud-rate 2
+for f in csv jsonl pb; do
+    expect 0 "replay $f" -- "$vigil" replay -q --rules "$top/rules/examples" --input "$tmp/g.$f" --out "$tmp/alerts.$f"
+done
+[ -s "$tmp/alerts.csv" ] && ok || bad "the examples raise no alert on generated data"
+cmp -s "$tmp/alerts.csv" "$tmp/alerts.jsonl" && ok || bad "csv and jsonl inputs give different alerts"
+cmp -s "$tmp/alerts.csv" "$tmp/alerts.pb" && ok || bad "csv and pb inputs give different alerts"
+expect 0 "replay twice" -- "$vigil" replay -q --rules "$top/rules/examples" --input "$tmp/g.csv" --out "$tmp/alerts2.csv"
+cmp -s "$tmp/alerts.csv" "$tmp/alerts2.csv" && ok || bad "two replays differ"
+expect 0 "replay with labels" -- "$vigil" replay --rules "$top/rules/examples" --input "$tmp/g.csv" --label is_fraud --out /dev/null
+grep_in "$tmp/err" "precision    recall" "labels give precision and recall"
+grep_in "$tmp/err" "velocity_cnp  *[0-9]* *[0-9]* *0 *1.000" "velocity bursts are found with full precision"
+expect 66 "replay of a missing file" -- "$vigil" replay --rules "$top/rules/examples" --input "$tmp/none.csv"
+expect 65 "replay of a file of no known format" -- "$vigil" replay --rules "$top/rules/examples" --input "$tmp/g.txt"
+printf 'a,b\n1,2\n' >"$tmp/nofields.csv"
+expect 65 "replay of a CSV without field columns" -- "$vigil" replay --rules "$top/rules/examples" --input "$tmp/nofields.csv"
+grep_in "$tmp/err" "give a map file with --map" "no-field CSV says what to do"
+expect 64 "replay without rules" -- "$vigil" replay --input "$tmp/g.csv"
+printf 'rule r { where amout > 1 }\n' >"$tmp/bad.vgl"
+expect 1 "replay with rules that do not compile" -- "$vigil" replay --rules "$tmp/bad.vgl" --input "$tmp/g.csv"
+
 echo "cli: $n checks, $fails failed"
 [ "$fails" -eq 0 ]

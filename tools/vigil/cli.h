@@ -27,6 +27,7 @@ int cli_color(const char *when);
 
 int cmd_check(int argc, char **argv);
 int cmd_replay(int argc, char **argv);
+int cmd_gen(int argc, char **argv);
 
 #ifndef VG_VERSION
 #define VG_VERSION "0.0.0"

@@ -22,11 +22,12 @@ typedef struct command {
 static const command commands[] = {
     {"check", cmd_check, "compile rule files and folders; report every error"},
     {"replay", cmd_replay, "run rules over historical events; print the alerts"},
+    {"gen", cmd_gen, "write a synthetic event stream with labelled fraud scenarios"},
 };
 
 /* Commands of SPEC §4 that this version does not have yet. They are named so
  * that a user who reads the spec gets a plain answer, not "unknown command". */
-static const char *const not_yet[] = {"run", "send", "score", "gen", "dlq", "webhook-listen"};
+static const char *const not_yet[] = {"run", "send", "score", "dlq", "webhook-listen"};
 
 static void
 usage(FILE *f)
