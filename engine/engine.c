@@ -3,8 +3,11 @@
  * `when`, suppression and alerts, for `when` rules. State lives in memory in
  * a hash table of key records; a key record holds each rule's state for it.
  */
+#include <dirent.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "engineInt.h"
 
@@ -16,6 +19,7 @@ typedef struct idrec {
     int64_t time_ms;
     size_t off; /* in idpool */
     uint32_t len;
+    bool saved; /* in the store already */
 } idrec;
 
 struct vg_engine {
@@ -36,6 +40,12 @@ struct vg_engine {
     int64_t clock;
     bool have_clock;
     int id_slot[VG_NSTREAMS], time_slot[VG_NSTREAMS];
+    /* the store: LMDB, written back in batches */
+    store *st;
+    char *tmpdir;      /* a temporary state folder to remove at close */
+    size_t cache_keys; /* budget of key records in memory */
+    uint32_t gen;      /* cache generation: eviction drops keys untouched since the last */
+    vg_buf rec, reckey;
     /* scratch, reused for every event */
     vg_buf keybuf, msgbuf, jsonbuf, scratch;
     vg_value *aggs, *cols, *prevs, *noprev;
@@ -53,8 +63,43 @@ hash_bytes(const char *s, size_t n, uint64_t seed)
     return h | 1;
 }
 
+static vg_err ids_add(vg_engine *e, const char *id, uint32_t len, int64_t t, bool *dup);
+
+/* store_ids() callback: an id of an earlier run, already saved */
+static void
+load_id(void *ctx, const char *id, uint32_t len, int64_t t)
+{
+    vg_engine *e = ctx;
+    bool dup;
+    if (ids_add(e, id, len, t, &dup) == VG_OK && !dup) {
+        /* mark it saved: find it again (ids_add may have moved the table) */
+        for (size_t i = 0; i < e->capids; i++)
+            if (e->ids[i].hash && e->ids[i].len == len && e->ids[i].time_ms == t &&
+                memcmp(e->idpool.data + e->ids[i].off, id, len) == 0)
+                e->ids[i].saved = true;
+    }
+}
+
+static void
+remove_tree(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *ent;
+    while (d != NULL && (ent = readdir(d)) != NULL) {
+        if (strcmp(ent->d_name, ".") == 0 || strcmp(ent->d_name, "..") == 0)
+            continue;
+        char p[4096];
+        snprintf(p, sizeof p, "%s/%s", dir, ent->d_name);
+        unlink(p);
+    }
+    if (d != NULL)
+        closedir(d);
+    rmdir(dir);
+}
+
 vg_err
-vg_engine_open(vg_ruleset *rs, const vg_engine_opts *opts, vg_engine **out)
+vg_engine_open(vg_ruleset *rs, const vg_engine_opts *opts, char *why, size_t whylen,
+               vg_engine **out)
 {
     vg_engine *e = calloc(1, sizeof *e);
     if (e == NULL)
@@ -86,29 +131,117 @@ vg_engine_open(vg_ruleset *rs, const vg_engine_opts *opts, vg_engine **out)
     e->capids = 1024;
     e->ids = calloc(e->capids, sizeof(idrec));
     e->next_compact = 1 << 16;
+    e->cache_keys = opts && opts->cache_keys ? opts->cache_keys : 4000000;
+    e->gen = 1;
     if (e->stats == NULL || e->aggs == NULL || e->cols == NULL || e->prevs == NULL ||
         e->noprev == NULL || e->keys == NULL || e->ids == NULL || vg_vm_new(rs, &e->vm) != VG_OK) {
         vg_engine_close(e);
         return VG_ENOMEM;
     }
+    /* the store: the caller's folder, or a temporary one */
+    const char *dir = opts ? opts->state_dir : NULL;
+    if (dir == NULL) {
+        const char *tmp = getenv("TMPDIR");
+        char path[4096];
+        snprintf(path, sizeof path, "%s/vigil-state-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+        if (mkdtemp(path) == NULL || (e->tmpdir = strdup(path)) == NULL) {
+            snprintf(why, whylen, "can't make a temporary state folder in %s",
+                     tmp && *tmp ? tmp : "/tmp");
+            vg_engine_close(e);
+            return VG_EIO;
+        }
+        dir = e->tmpdir;
+    }
+    /* the map is sparse: 64 GiB of address space costs nothing until used */
+    vg_err err = store_open(dir, e->tmpdir == NULL, (size_t)64 << 30, &e->st, why, whylen);
+    if (err == VG_OK && e->tmpdir == NULL) {
+        int64_t clock = INT64_MIN;
+        err = store_clock(e->st, &clock, false);
+        if (err == VG_OK && clock != INT64_MIN) {
+            e->clock = clock;
+            e->have_clock = true;
+        }
+        if (err == VG_OK)
+            err =
+                store_ids(e->st, e->have_clock ? e->clock - e->horizon_ms : INT64_MIN, load_id, e);
+        if (err == VG_OK)
+            err = store_commit(e->st);
+        if (err && why[0] == '\0')
+            snprintf(why, whylen, "can't read the state in '%s': %s", dir, vg_strerror(err));
+    }
+    if (err) {
+        vg_engine_close(e);
+        return err;
+    }
     *out = e;
     return VG_OK;
 }
 
-void
+/* Writes dirty key records and new ids, then commits: one durable batch.
+ * Large batches commit every 100,000 records to bound the transaction. */
+vg_err
+vg_engine_flush(vg_engine *e)
+{
+    if (e->st == NULL)
+        return VG_OK;
+    vg_err err = VG_OK;
+    size_t puts = 0;
+    for (size_t i = 0; i < e->capkeys && err == VG_OK; i++) {
+        keyrec *k = &e->keys[i];
+        if (k->hash == 0 || !k->dirty)
+            continue;
+        err = keyrec_encode(k, e->rs, e->nrules, &e->rec);
+        if (err == VG_OK)
+            err = store_put(e->st, vg_ruleset_keyspace(e->rs, k->keyspace), k->key, k->keylen,
+                            &e->rec, &e->reckey);
+        k->dirty = err != VG_OK;
+        if (err == VG_OK && ++puts % 100000 == 0)
+            err = store_commit(e->st);
+    }
+    for (size_t i = 0; i < e->capids && err == VG_OK; i++) {
+        idrec *r = &e->ids[i];
+        if (r->hash == 0 || r->saved)
+            continue;
+        err = store_put_id(e->st, e->idpool.data + r->off, r->len, r->time_ms);
+        r->saved = err == VG_OK;
+        if (err == VG_OK && ++puts % 100000 == 0)
+            err = store_commit(e->st);
+    }
+    if (err == VG_OK && e->have_clock) {
+        err = store_ids(e->st, e->clock - e->horizon_ms, NULL, NULL); /* drop expired ids */
+        if (err == VG_OK)
+            err = store_clock(e->st, &e->clock, true);
+    }
+    if (err == VG_OK)
+        err = store_commit(e->st);
+    return err;
+}
+
+static void
+keyrec_free(vg_engine *e, keyrec *k)
+{
+    for (size_t r = 0; k->rules && r < e->nrules; r++)
+        rstate_free(k->rules[r], vg_ruleset_rule(e->rs, r));
+    free(k->rules);
+    free(k->key);
+}
+
+vg_err
 vg_engine_close(vg_engine *e)
 {
     if (e == NULL)
-        return;
-    for (size_t i = 0; e->keys && i < e->capkeys; i++) {
-        keyrec *k = &e->keys[i];
-        if (k->hash == 0)
-            continue;
-        for (size_t r = 0; k->rules && r < e->nrules; r++)
-            rstate_free(k->rules[r], vg_ruleset_rule(e->rs, r));
-        free(k->rules);
-        free(k->key);
+        return VG_OK;
+    vg_err err = e->tmpdir == NULL ? vg_engine_flush(e) : VG_OK;
+    store_close(e->st);
+    if (e->tmpdir != NULL) {
+        remove_tree(e->tmpdir);
+        free(e->tmpdir);
     }
+    vg_buf_free(&e->rec);
+    vg_buf_free(&e->reckey);
+    for (size_t i = 0; e->keys && i < e->capkeys; i++)
+        if (e->keys[i].hash != 0)
+            keyrec_free(e, &e->keys[i]);
     free(e->keys);
     free(e->ids);
     vg_buf_free(&e->idpool);
@@ -124,6 +257,7 @@ vg_engine_close(vg_engine *e)
     vg_vm_free(e->vm);
     vg_ruleset_unref(e->rs);
     free(e);
+    return err;
 }
 
 const vg_rule_stats *
@@ -284,7 +418,58 @@ key_get(vg_engine *e, uint16_t ks, const char *key, uint32_t len)
     k->keyspace = ks;
     k->keylen = len;
     e->nkeys++;
+    /* not in memory: perhaps written back earlier */
+    if (e->st != NULL) {
+        bool found = false;
+        vg_err err =
+            store_get(e->st, vg_ruleset_keyspace(e->rs, ks), key, len, &e->reckey, &e->rec, &found);
+        if (err == VG_OK && found)
+            err = keyrec_decode(k, e->rs, e->nrules, &e->rec);
+        if (err == VG_ENOMEM)
+            return NULL;
+        /* an unreadable record: the key starts afresh (it is rewritten at flush) */
+        k->dirty = err != VG_OK;
+    }
     return k;
+}
+
+/* Over the budget: write everything back, then drop the key records no
+ * event touched since the last eviction (all of them, if that frees too few).
+ * The table is rebuilt with the survivors. */
+static vg_err
+evict(vg_engine *e)
+{
+    vg_err err = vg_engine_flush(e);
+    if (err)
+        return err;
+    size_t keep = 0;
+    for (size_t i = 0; i < e->capkeys; i++)
+        keep += e->keys[i].hash && e->keys[i].touched == e->gen;
+    bool all = keep > e->cache_keys / 2;
+    size_t cap = 1024;
+    while (cap < (all ? 1 : keep) * 2 + 2)
+        cap *= 2;
+    keyrec *tab = calloc(cap, sizeof(keyrec));
+    if (tab == NULL)
+        return VG_ENOMEM;
+    size_t n = 0;
+    for (size_t i = 0; i < e->capkeys; i++) {
+        keyrec *k = &e->keys[i];
+        if (k->hash == 0)
+            continue;
+        if (all || k->touched != e->gen) {
+            keyrec_free(e, k);
+            continue;
+        }
+        *key_find(tab, cap, k->hash, k->keyspace, k->key, k->keylen) = *k;
+        n++;
+    }
+    free(e->keys);
+    e->keys = tab;
+    e->capkeys = cap;
+    e->nkeys = n;
+    e->gen++;
+    return VG_OK;
 }
 
 /* ---- Evaluation ------------------------------------------------------------- */
@@ -348,6 +533,8 @@ run_rule(vg_engine *e, size_t ri, const vg_event *ev, int64_t t, const vg_value 
     keyrec *k = key_get(e, r->keyspace, e->keybuf.data, (uint32_t)e->keybuf.len);
     if (k == NULL)
         return VG_ENOMEM;
+    k->dirty = true;
+    k->touched = e->gen;
     rstate *s = k->rules[ri];
     if (s == NULL) {
         s = k->rules[ri] = rstate_new(r);
@@ -450,5 +637,7 @@ vg_engine_process(vg_engine *e, const vg_event *ev, vg_alert_fn fn, void *ctx, v
         if (!r->is_match && r->on == ev->stream)
             err = run_rule(e, i, ev, t, idv, fn, ctx);
     }
+    if (err == VG_OK && e->nkeys > e->cache_keys)
+        err = evict(e);
     return err;
 }

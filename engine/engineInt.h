@@ -39,10 +39,29 @@ typedef struct rstate {
 typedef struct keyrec {
     uint64_t hash; /* 0: empty slot */
     uint16_t keyspace;
+    bool dirty; /* changed since it was last written to the store */
     uint32_t keylen;
+    uint32_t touched; /* the cache generation of its last event */
     char *key;
     rstate **rules; /* by rule index */
 } keyrec;
+
+/* store.c: state in LMDB (see the file's header for the format) */
+typedef struct store store;
+vg_err store_open(const char *dir, bool durable, size_t map_bytes, store **out, char *why,
+                  size_t whylen);
+void store_close(store *s);
+vg_err store_get(store *s, const char *ks, const char *key, uint32_t keylen, vg_buf *scratch,
+                 vg_buf *out, bool *found);
+vg_err store_put(store *s, const char *ks, const char *key, uint32_t keylen, const vg_buf *rec,
+                 vg_buf *scratch);
+vg_err store_put_id(store *s, const char *id, uint32_t len, int64_t time_ms);
+vg_err store_ids(store *s, int64_t horizon_start,
+                 void (*fn)(void *, const char *, uint32_t, int64_t), void *ctx);
+vg_err store_clock(store *s, int64_t *clock, bool write);
+vg_err store_commit(store *s);
+vg_err keyrec_encode(const keyrec *k, const vg_ruleset *rs, size_t nrules, vg_buf *out);
+vg_err keyrec_decode(keyrec *k, const vg_ruleset *rs, size_t nrules, const vg_buf *in);
 
 /* window.c */
 rstate *rstate_new(const vg_rule *r);

@@ -21,11 +21,22 @@ typedef struct vg_engine vg_engine;
 
 typedef struct vg_engine_opts {
     int64_t dedupe_horizon_ms; /* ids remembered this long in event time; 0 means 7 days */
+    const char *state_dir;     /* LMDB environment kept between runs; NULL: a temporary one,
+                                  removed at close */
+    size_t cache_keys;         /* keys held in memory before the least recent are written
+                                  back and dropped; 0 means 4,000,000 */
 } vg_engine_opts;
 
-/* Opens an engine over rs (which it references until closed). */
-vg_err vg_engine_open(vg_ruleset *rs, const vg_engine_opts *opts, vg_engine **out);
-void vg_engine_close(vg_engine *e); /* NULL is a no-op */
+/* Opens an engine over rs (which it references until closed). With a state
+ * folder, the state, the dedupe index and the event clock of earlier runs
+ * carry on. Returns VG_EIO / VG_EINVAL (state unreadable; *why says why),
+ * VG_ENOMEM. */
+vg_err vg_engine_open(vg_ruleset *rs, const vg_engine_opts *opts, char *why, size_t whylen,
+                      vg_engine **out);
+/* Writes everything held in memory to the store, in one durable commit. */
+vg_err vg_engine_flush(vg_engine *e);
+/* Flushes (when the state folder is the caller's), then frees everything. */
+vg_err vg_engine_close(vg_engine *e); /* NULL is a no-op */
 
 /* One alert, valid during the callback only. */
 typedef struct vg_alert {

@@ -414,7 +414,7 @@ column(gen *G, node *arg, bool hashed)
     uint32_t i = find_text(&G->col_text, key);
     if (i != UINT32_MAX)
         return (int16_t)i;
-    vg_column c = {.hashed = hashed};
+    vg_column c = {.hashed = hashed, .text = key};
     gen_prog(G, arg, &c.prog);
     grow(G, &G->cols, &c, sizeof c);
     grow(G, &G->col_text, &key, sizeof key);
@@ -699,7 +699,7 @@ rule_identity(gen *G, rule *a, vg_rule *r)
     sha256_hex(&b, r->version, 8);
     /* state identity: what the state of a key depends on */
     b.len = 0;
-    vg_buf_printf(&b, "on %s\n", vg_stream_name(a->on));
+    vg_buf_printf(&b, "rule %s\non %s\n", a->name, vg_stream_name(a->on));
     node *parts[] = {a->key, a->where, a->when};
     const char *labels[] = {"key", "where", "when"};
     for (int i = 0; i < 3; i++) {
@@ -819,6 +819,7 @@ gen_rule(gen *G, rule *a, vg_rule *r, uint32_t index)
     r->cols = arena_copy(G, &G->cols);
     r->ncols = (uint32_t)(G->cols.len / sizeof(vg_column));
     r->prevs = arena_copy(G, &G->prevs);
+    r->prev_texts = arena_copy(G, &G->prev_text);
     r->nprevs = (uint32_t)(G->prevs.len / sizeof(vg_prog));
     rule_identity(G, a, r);
 }

@@ -65,6 +65,7 @@ typedef struct vg_aggspec {
 typedef struct vg_column {
     vg_prog prog;
     bool hashed;
+    const char *text; /* the argument's source text: how saved state finds it again */
 } vg_column;
 
 /* A part of a message template: literal text, or a program whose value is
@@ -92,6 +93,7 @@ typedef struct vg_rule {
     vg_aggspec *aggs;
     uint32_t naggs;
     vg_prog *prevs;
+    const char *const *prev_texts; /* each prev()'s argument text, for saved state */
     uint32_t nprevs;
     vg_msgpart *msg;
     uint32_t nmsg;

@@ -7,7 +7,7 @@ set -eu
 pkgs="build-essential cmake pkg-config git python3
       clang libclang-rt-14-dev clang-format
       protobuf-c-compiler libprotobuf-c-dev
-      libpcre2-dev libssl-dev libjansson-dev
+      libpcre2-dev libssl-dev libjansson-dev liblmdb-dev
       libcmocka-dev"
 
 missing=""

@@ -181,6 +181,21 @@ cmp -s "$tmp/alerts.csv" "$tmp/alerts2.csv" && ok || bad "two replays differ"
 expect 0 "replay with labels" -- "$vigil" replay --rules "$top/rules/examples" --input "$tmp/g.csv" --label is_fraud --out /dev/null
 grep_in "$tmp/err" "precision    recall" "labels give precision and recall"
 grep_in "$tmp/err" "velocity_cnp  *[0-9]* *[0-9]* *0 *1.000" "velocity bursts are found with full precision"
+# --state: a replay in two halves equals one replay of the whole; a second
+# run of the same events is all duplicates
+head -n 10001 "$tmp/g.csv" >"$tmp/half1.csv"
+{ head -n 1 "$tmp/g.csv"; tail -n +10002 "$tmp/g.csv"; } >"$tmp/half2.csv"
+expect 0 "replay the first half with --state" -- "$vigil" replay -q --rules "$top/rules/examples" --input "$tmp/half1.csv" --state "$tmp/state" --out "$tmp/a1"
+expect 0 "replay the second half with --state" -- "$vigil" replay -q --rules "$top/rules/examples" --input "$tmp/half2.csv" --state "$tmp/state" --out "$tmp/a2"
+cat "$tmp/a1" "$tmp/a2" >"$tmp/a12"
+cmp -s "$tmp/a12" "$tmp/alerts.csv" && ok || bad "two halves with --state differ from the whole"
+[ -f "$tmp/state/data.mdb" ] && ok || bad "--state left no LMDB environment"
+{ head -n 1 "$tmp/g.csv"; tail -n 2000 "$tmp/g.csv"; } >"$tmp/last.csv"
+expect 0 "the last events again, same state" -- "$vigil" replay --rules "$top/rules/examples" --input "$tmp/last.csv" --state "$tmp/state" --out "$tmp/a3"
+grep_in "$tmp/err" "2000 events read, 0 accepted, 0 rejected, 2000 duplicates, 0 alerts" "resent events (within the 7-day horizon) are duplicates"
+expect 0 "a small cache: state goes to LMDB and back" -- "$vigil" replay -q --rules "$top/rules/examples" --input "$tmp/g.csv" --cache-keys 50 --out "$tmp/a4"
+cmp -s "$tmp/a4" "$tmp/alerts.csv" && ok || bad "--cache-keys 50 changes the alerts"
+ls /tmp/vigil-state-* >/dev/null 2>&1 && bad "a temporary state folder was left behind" || ok
 expect 66 "replay of a missing file" -- "$vigil" replay --rules "$top/rules/examples" --input "$tmp/none.csv"
 expect 65 "replay of a file of no known format" -- "$vigil" replay --rules "$top/rules/examples" --input "$tmp/g.txt"
 printf 'a,b\n1,2\n' >"$tmp/nofields.csv"

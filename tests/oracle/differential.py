@@ -192,6 +192,11 @@ def main():
         p = subprocess.run([vigil, "replay", "-q", "--rules", "rules.vgl", "--input",
                             "events.csv", "--out", "/dev/null", "--expect", "expect.txt"],
                            cwd=d, capture_output=True, text=True)
+        if p.returncode == 0 and c % 3 == 0:
+            # the same with every key written to LMDB and read back all the time
+            p = subprocess.run([vigil, "replay", "-q", "--rules", "rules.vgl", "--input",
+                                "events.csv", "--out", "/dev/null", "--expect", "expect.txt",
+                                "--cache-keys", "1"], cwd=d, capture_output=True, text=True)
         if p.returncode != 0:
             failed += 1
             if failed <= 3:

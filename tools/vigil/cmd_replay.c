@@ -41,6 +41,13 @@ replay_usage(FILE *f)
             "      --label COLUMN   a column (CSV) or member (JSONL) marking fraud (1, true,\n"
             "                       yes or fraud, any case): adds precision and recall per rule\n"
             "  -o, --out FILE       write the alerts to FILE instead of stdout\n"
+            "      --decisions      write one decision per event instead of the alerts:\n"
+            "                       {\"event_id\",\"action\",\"score\",\"rules\":[...]} (SPEC §2)\n"
+            "      --state DIR      keep the state (windows, dedupe index, event clock) in an\n"
+            "                       LMDB folder, so a later replay carries on from this one;\n"
+            "                       without it the state lives in a temporary folder\n"
+            "      --cache-keys N   keys held in memory before the least recent are written\n"
+            "                       back to the state and dropped (default 4000000)\n"
             "      --expect FILE    compare the alerts with FILE (JSONL alerts, or lines of\n"
             "                       rule,key,event_id); print the difference, exit 1 if any\n"
             "  -q, --quiet          no summary\n"
@@ -63,8 +70,17 @@ typedef struct triple {
     char *s; /* "rule\0key\0event_id" joined by \x1f for sorting */
 } triple;
 
+/* One rule's alert on the event being decided. */
+typedef struct hit {
+    const vg_rule *rule;
+    char *message;
+} hit;
+
 typedef struct replay {
     FILE *out;
+    bool decisions; /* --decisions: collect hits, write a decision per event */
+    hit *hits;
+    size_t nhits, caphits;
     const vg_ruleset *rs;
     int label; /* of the event being processed */
     rule_tally *tally;
@@ -95,6 +111,19 @@ on_alert(void *ctx, const vg_alert *a)
 {
     replay *R = ctx;
     rule_tally *t = &R->tally[a->rule->index];
+    if (R->decisions) { /* suppression affects delivery only: a hit either way */
+        if (R->nhits == R->caphits) {
+            size_t cap = R->caphits ? R->caphits * 2 : 16;
+            hit *v = realloc(R->hits, cap * sizeof(hit));
+            if (v == NULL)
+                return;
+            R->hits = v;
+            R->caphits = cap;
+        }
+        R->hits[R->nhits].rule = a->rule;
+        R->hits[R->nhits].message = strndup(a->message, a->message_len);
+        R->nhits++;
+    }
     if (R->label == 1)
         t->fraud_hits++; /* suppressed alerts count for recall */
     if (a->suppressed)
@@ -102,7 +131,8 @@ on_alert(void *ctx, const vg_alert *a)
     R->alerts++;
     if (R->label == 1)
         t->fraud_alerts++;
-    if (fwrite(a->json, 1, a->json_len, R->out) != a->json_len || fputc('\n', R->out) == EOF)
+    if (!R->decisions &&
+        (fwrite(a->json, 1, a->json_len, R->out) != a->json_len || fputc('\n', R->out) == EOF))
         R->write_error = true;
     if (R->collect) {
         if (R->ngot == R->capgot) {
@@ -118,6 +148,62 @@ on_alert(void *ctx, const vg_alert *a)
         if (R->got[R->ngot])
             R->ngot++;
     }
+}
+
+static void
+put_json_string(FILE *f, const char *s, size_t n)
+{
+    fputc('"', f);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\')
+            fprintf(f, "\\%c", c);
+        else if (c < 0x20)
+            fprintf(f, "\\u%04x", c);
+        else
+            fputc(c, f);
+    }
+    fputc('"', f);
+}
+
+/* The decision for the event just processed (SPEC §2 "Decisions"), with the
+ * default thresholds: review at 50, block at 80. */
+static void
+write_decision(replay *R, const char *id, size_t idlen)
+{
+    static const char *const names[] = {"allow", "review", "block"};
+    int score = 0;
+    bool any_allow = false, any_block = false, any_review = false;
+    for (size_t i = 0; i < R->nhits; i++) {
+        const vg_rule *r = R->hits[i].rule;
+        if (r->shadow)
+            continue; /* reported, never counted */
+        score += r->score;
+        any_allow |= r->action == VG_ALLOW;
+        any_block |= r->action == VG_BLOCK;
+        any_review |= r->action == VG_REVIEW;
+    }
+    if (score > 100)
+        score = 100;
+    const char *action = any_allow                   ? "allow"
+                         : any_block || score >= 80  ? "block"
+                         : any_review || score >= 50 ? "review"
+                                                     : "allow";
+    fputs("{\"event_id\":", R->out);
+    put_json_string(R->out, id, idlen);
+    fprintf(R->out, ",\"action\":\"%s\",\"score\":%d,\"rules\":[", action, score);
+    for (size_t i = 0; i < R->nhits; i++) {
+        const vg_rule *r = R->hits[i].rule;
+        fprintf(R->out, "%s{\"rule\":", i ? "," : "");
+        put_json_string(R->out, r->name, strlen(r->name));
+        fprintf(R->out, ",\"score\":%d,\"action\":\"%s\",\"message\":", r->score, names[r->action]);
+        put_json_string(R->out, R->hits[i].message ? R->hits[i].message : "",
+                        R->hits[i].message ? strlen(R->hits[i].message) : 0);
+        fprintf(R->out, ",\"shadow\":%s}", r->shadow ? "true" : "false");
+        free(R->hits[i].message);
+    }
+    fputs("]}\n", R->out);
+    R->nhits = 0;
 }
 
 static int
@@ -255,17 +341,27 @@ int
 cmd_replay(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"rules", required_argument, NULL, 'r'},  {"input", required_argument, NULL, 'i'},
-        {"format", required_argument, NULL, 'f'}, {"map", required_argument, NULL, 'm'},
-        {"label", required_argument, NULL, 'l'},  {"out", required_argument, NULL, 'o'},
-        {"expect", required_argument, NULL, 'e'}, {"quiet", no_argument, NULL, 'q'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+        {"rules", required_argument, NULL, 'r'},
+        {"input", required_argument, NULL, 'i'},
+        {"format", required_argument, NULL, 'f'},
+        {"map", required_argument, NULL, 'm'},
+        {"label", required_argument, NULL, 'l'},
+        {"out", required_argument, NULL, 'o'},
+        {"expect", required_argument, NULL, 'e'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"state", required_argument, NULL, 'S'},
+        {"cache-keys", required_argument, NULL, 'K'},
+        {"decisions", no_argument, NULL, 'D'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     const char *rules[64];
     size_t nrules = 0;
     const char *input = NULL, *format = NULL, *map = NULL, *label = NULL, *outpath = NULL,
-               *expect = NULL;
-    bool quiet = false;
+               *expect = NULL, *state = NULL;
+    bool quiet = false, decisions = false;
+    size_t cache_keys = 0;
+    char *end;
     int c;
     opterr = 0;
     optind = 1;
@@ -283,9 +379,16 @@ cmd_replay(int argc, char **argv)
         case 'o': outpath = optarg; break;
         case 'e': expect = optarg; break;
         case 'q': quiet = true; break;
+        case 'S': state = optarg; break;
+        case 'D': decisions = true; break;
+        case 'K':
+            cache_keys = strtoull(optarg, &end, 10);
+            if (*end || cache_keys < 1)
+                return cli_usage_error("replay", "--cache-keys takes a number of keys, at least 1");
+            break;
         case 'h': replay_usage(stdout); return VG_EXIT_OK;
         default:
-            if (optopt && strchr("rifoeml", optopt))
+            if (optopt && strchr("rifoemlSK", optopt))
                 return cli_usage_error("replay", "option '%s' needs a value", argv[optind - 1]);
             return cli_usage_error("replay", "unrecognized option '%s'", argv[optind - 1]);
         }
@@ -341,15 +444,19 @@ cmd_replay(int argc, char **argv)
         rc = VG_EXIT_NOINPUT;
         goto done;
     }
-    if (vg_engine_open(rs, NULL, &eng) != VG_OK) {
-        fprintf(stderr, "vigil replay: out of memory\n");
-        rc = 1;
+    vg_engine_opts eopts = {.state_dir = state, .cache_keys = cache_keys};
+    why[0] = '\0';
+    err = vg_engine_open(rs, &eopts, why, sizeof why, &eng);
+    if (err) {
+        fprintf(stderr, "vigil replay: %s\n", why[0] ? why : vg_strerror(err));
+        rc = err == VG_ENOMEM ? 1 : VG_EXIT_NOINPUT;
         goto done;
     }
     size_t nr = vg_ruleset_nrules(rs);
     R.rs = rs;
     R.tally = calloc(nr ? nr : 1, sizeof(rule_tally));
     R.collect = expect != NULL;
+    R.decisions = decisions;
     uint64_t read = 0, accepted = 0, rejected = 0, dups = 0, fraud = 0;
     const char *first_reasons[5];
     char *first_store[5] = {0};
@@ -390,6 +497,11 @@ cmd_replay(int argc, char **argv)
                     (unsigned long long)line);
             rc = 1;
             break;
+        }
+        if (R.decisions && out == VG_EV_ACCEPTED) {
+            const vg_field *idf = vg_schema_field(vg_ruleset_schema(rs), ev.stream, "id", 2);
+            if (idf != NULL)
+                write_decision(&R, ev.v[idf->slot].u.s, ev.v[idf->slot].len);
         }
         if (out == VG_EV_REJECTED) {
             rejected++;
@@ -481,8 +593,12 @@ done:
         free(want[i]);
     free(want);
     free(R.tally);
+    free(R.hits);
     vg_reader_close(rd);
-    vg_engine_close(eng);
+    if (vg_engine_close(eng) != VG_OK && rc == VG_EXIT_OK) {
+        fprintf(stderr, "vigil replay: can't save the state in '%s'\n", state);
+        rc = 1;
+    }
     vg_ruleset_unref(rs);
     return rc;
 }
