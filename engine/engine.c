@@ -15,10 +15,9 @@
 
 /* An id remembered for deduplication: its bytes live in the id pool. */
 typedef struct idrec {
-    uint64_t hash; /* 0: empty slot */
+    uint64_t hash;  /* 0: empty slot */
+    uint64_t hash2; /* a second, independent hash of the id */
     int64_t time_ms;
-    size_t off; /* in idpool */
-    uint32_t len;
     bool saved; /* in the store already */
 } idrec;
 
@@ -29,13 +28,15 @@ struct vg_engine {
     size_t nrules;
     vg_rule_stats *stats;
     /* key records: open addressing, cap a power of two */
-    keyrec *keys;
+    keyslot *keys;
     size_t nkeys, capkeys;
+    /* per event, each keyspace's key record (valid while ks_epoch[ks] == epoch) */
+    keyrec **ks_rec;
+    uint64_t *ks_epoch;
+    uint64_t epoch;
     /* dedupe index */
     idrec *ids;
     size_t nids, capids;
-    vg_buf idpool;
-    size_t next_compact; /* compact the index when nids reaches this */
     int64_t horizon_ms;
     int64_t clock;
     bool have_clock;
@@ -63,21 +64,20 @@ hash_bytes(const char *s, size_t n, uint64_t seed)
     return h | 1;
 }
 
-static vg_err ids_add(vg_engine *e, const char *id, uint32_t len, int64_t t, bool *dup);
+static vg_err ids_add_hashed(vg_engine *e, uint64_t h, uint64_t h2, int64_t t, bool saved,
+                             bool *dup);
 
-/* store_ids() callback: an id of an earlier run, already saved */
+/* store_ids() callback: an id of an earlier run, stored as its two hashes */
 static void
-load_id(void *ctx, const char *id, uint32_t len, int64_t t)
+load_id(void *ctx, const char *key, uint32_t len, int64_t t)
 {
     vg_engine *e = ctx;
+    uint64_t h[2];
     bool dup;
-    if (ids_add(e, id, len, t, &dup) == VG_OK && !dup) {
-        /* mark it saved: find it again (ids_add may have moved the table) */
-        for (size_t i = 0; i < e->capids; i++)
-            if (e->ids[i].hash && e->ids[i].len == len && e->ids[i].time_ms == t &&
-                memcmp(e->idpool.data + e->ids[i].off, id, len) == 0)
-                e->ids[i].saved = true;
-    }
+    if (len != sizeof h)
+        return;
+    memcpy(h, key, sizeof h);
+    ids_add_hashed(e, h[0], h[1], t, true, &dup);
 }
 
 static void
@@ -127,14 +127,17 @@ vg_engine_open(vg_ruleset *rs, const vg_engine_opts *opts, char *why, size_t why
     e->prevs = calloc(maxprevs, sizeof(vg_value));
     e->noprev = calloc(maxprevs, sizeof(vg_value)); /* all missing: a key's first event */
     e->capkeys = 1024;
-    e->keys = calloc(e->capkeys, sizeof(keyrec));
+    e->keys = calloc(e->capkeys, sizeof(keyslot));
+    e->ks_rec = calloc(vg_ruleset_nkeyspaces(rs) + 1, sizeof(keyrec *));
+    e->ks_epoch = calloc(vg_ruleset_nkeyspaces(rs) + 1, sizeof(uint64_t));
+    e->epoch = 1;
     e->capids = 1024;
     e->ids = calloc(e->capids, sizeof(idrec));
-    e->next_compact = 1 << 16;
     e->cache_keys = opts && opts->cache_keys ? opts->cache_keys : 4000000;
     e->gen = 1;
     if (e->stats == NULL || e->aggs == NULL || e->cols == NULL || e->prevs == NULL ||
-        e->noprev == NULL || e->keys == NULL || e->ids == NULL || vg_vm_new(rs, &e->vm) != VG_OK) {
+        e->noprev == NULL || e->keys == NULL || e->ids == NULL || e->ks_rec == NULL ||
+        e->ks_epoch == NULL || vg_vm_new(rs, &e->vm) != VG_OK) {
         vg_engine_close(e);
         return VG_ENOMEM;
     }
@@ -177,18 +180,37 @@ vg_engine_open(vg_ruleset *rs, const vg_engine_opts *opts, char *why, size_t why
     return VG_OK;
 }
 
+static vg_err flush_once(vg_engine *e);
+
 /* Writes dirty key records and new ids, then commits: one durable batch.
- * Large batches commit every 100,000 records to bound the transaction. */
+ * When the map is full it grows and the whole batch is written again. */
 vg_err
 vg_engine_flush(vg_engine *e)
 {
     if (e->st == NULL)
         return VG_OK;
+    for (;;) {
+        vg_err err = flush_once(e);
+        if (err != VG_ELIMIT || store_grow(e->st) != VG_OK)
+            return err;
+        /* what the aborted transaction held must be written again */
+        for (size_t i = 0; i < e->capkeys; i++)
+            if (e->keys[i].hash)
+                e->keys[i].k->dirty = true;
+        for (size_t i = 0; i < e->capids; i++)
+            e->ids[i].saved = false;
+    }
+}
+
+/* Large batches commit every 100,000 records to bound the transaction. */
+static vg_err
+flush_once(vg_engine *e)
+{
     vg_err err = VG_OK;
     size_t puts = 0;
     for (size_t i = 0; i < e->capkeys && err == VG_OK; i++) {
-        keyrec *k = &e->keys[i];
-        if (k->hash == 0 || !k->dirty)
+        keyrec *k = e->keys[i].k;
+        if (e->keys[i].hash == 0 || !k->dirty)
             continue;
         err = keyrec_encode(k, e->rs, e->nrules, &e->rec);
         if (err == VG_OK)
@@ -202,7 +224,8 @@ vg_engine_flush(vg_engine *e)
         idrec *r = &e->ids[i];
         if (r->hash == 0 || r->saved)
             continue;
-        err = store_put_id(e->st, e->idpool.data + r->off, r->len, r->time_ms);
+        uint64_t h[2] = {r->hash, r->hash2};
+        err = store_put_id(e->st, (const char *)h, sizeof h, r->time_ms);
         r->saved = err == VG_OK;
         if (err == VG_OK && ++puts % 100000 == 0)
             err = store_commit(e->st);
@@ -220,10 +243,9 @@ vg_engine_flush(vg_engine *e)
 static void
 keyrec_free(vg_engine *e, keyrec *k)
 {
-    for (size_t r = 0; k->rules && r < e->nrules; r++)
+    for (size_t r = 0; r < e->nrules; r++)
         rstate_free(k->rules[r], vg_ruleset_rule(e->rs, r));
-    free(k->rules);
-    free(k->key);
+    free(k); /* its rule pointers and key are in the same block */
 }
 
 vg_err
@@ -241,10 +263,12 @@ vg_engine_close(vg_engine *e)
     vg_buf_free(&e->reckey);
     for (size_t i = 0; e->keys && i < e->capkeys; i++)
         if (e->keys[i].hash != 0)
-            keyrec_free(e, &e->keys[i]);
+            keyrec_free(e, e->keys[i].k);
+    free(e->ks_rec);
+    free(e->ks_epoch);
+
     free(e->keys);
     free(e->ids);
-    vg_buf_free(&e->idpool);
     vg_buf_free(&e->keybuf);
     vg_buf_free(&e->msgbuf);
     vg_buf_free(&e->jsonbuf);
@@ -278,145 +302,152 @@ vg_engine_regex_limit_hits(const vg_engine *e)
     return vg_vm_regex_limit_hits(e->vm);
 }
 
-/* ---- Deduplication -------------------------------------------------------- */
+/* ---- Deduplication --------------------------------------------------------
+ * An id is remembered as a 128-bit hash (two independent 64-bit ones), not
+ * its bytes: a false duplicate needs a collision of both, about 2^-128 per
+ * pair; the table stays small and a lookup touches one cache line. */
+
+static uint64_t
+hash2(const char *s, size_t n)
+{
+    uint64_t h = 0x9E3779B97F4A7C15ull ^ (uint64_t)n; /* a multiply-xorshift mix */
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)s[i];
+        h *= 0xbf58476d1ce4e5b9ull;
+        h ^= h >> 29;
+    }
+    h ^= h >> 32;
+    h *= 0x94d049bb133111ebull;
+    return h ^ (h >> 29);
+}
 
 static idrec *
-id_slot(idrec *tab, size_t cap, const vg_buf *pool, uint64_t h, const char *id, uint32_t len)
+id_slot(idrec *tab, size_t cap, uint64_t h, uint64_t h2)
 {
     for (size_t i = h & (cap - 1);; i = (i + 1) & (cap - 1)) {
         idrec *r = &tab[i];
-        if (r->hash == 0)
-            return r;
-        if (r->hash == h && r->len == len && memcmp(pool->data + r->off, id, len) == 0)
+        if (r->hash == 0 || (r->hash == h && r->hash2 == h2))
             return r;
     }
 }
 
-/* Keeps the ids of the last horizon of event time; the rest go. Amortised:
- * runs when the index has doubled since the last time. */
+/* Rebuilds the index at cap slots, keeping the ids of the last horizon of
+ * event time. */
 static vg_err
-ids_compact(vg_engine *e)
+ids_rebuild(vg_engine *e, size_t cap)
 {
-    size_t cap = 1024;
-    size_t live = 0;
-    for (size_t i = 0; i < e->capids; i++)
-        if (e->ids[i].hash && e->ids[i].time_ms >= e->clock - e->horizon_ms)
-            live++;
-    while (cap < live * 2 + 2)
-        cap *= 2;
     idrec *tab = calloc(cap, sizeof(idrec));
-    vg_buf pool = {0};
     if (tab == NULL)
         return VG_ENOMEM;
+    size_t live = 0;
     for (size_t i = 0; i < e->capids; i++) {
         idrec *r = &e->ids[i];
-        if (r->hash == 0 || r->time_ms < e->clock - e->horizon_ms)
+        if (r->hash == 0 || (e->have_clock && r->time_ms < e->clock - e->horizon_ms))
             continue;
-        idrec *n = id_slot(tab, cap, &pool, r->hash, e->idpool.data + r->off, r->len);
-        *n = *r;
-        n->off = pool.len;
-        if (vg_buf_append(&pool, e->idpool.data + r->off, r->len) != VG_OK) {
-            free(tab);
-            vg_buf_free(&pool);
-            return VG_ENOMEM;
-        }
+        *id_slot(tab, cap, r->hash, r->hash2) = *r;
+        live++;
     }
     free(e->ids);
-    vg_buf_free(&e->idpool);
     e->ids = tab;
     e->capids = cap;
     e->nids = live;
-    e->idpool = pool;
-    e->next_compact = live * 2 > (1 << 16) ? live * 2 : 1 << 16;
     return VG_OK;
 }
 
-/* Records id; *dup tells whether it was already there. */
+/* Records an id by its hashes; *dup tells whether it was already there. */
 static vg_err
-ids_add(vg_engine *e, const char *id, uint32_t len, int64_t t, bool *dup)
+ids_add_hashed(vg_engine *e, uint64_t h, uint64_t h2, int64_t t, bool saved, bool *dup)
 {
-    uint64_t h = hash_bytes(id, len, 0);
-    idrec *r = id_slot(e->ids, e->capids, &e->idpool, h, id, len);
+    idrec *r = id_slot(e->ids, e->capids, h, h2);
     if (r->hash != 0) {
         *dup = true;
         return VG_OK;
     }
     *dup = false;
-    if ((e->nids + 1) * 2 > e->capids || e->nids + 1 >= e->next_compact) {
-        vg_err err = e->nids + 1 >= e->next_compact ? ids_compact(e) : VG_OK;
+    if ((e->nids + 1) * 2 > e->capids) {
+        /* full: drop what is past the horizon, and grow if that is not enough */
+        vg_err err = ids_rebuild(e, e->capids);
+        if (err == VG_OK && (e->nids + 1) * 4 > e->capids)
+            err = ids_rebuild(e, e->capids * 2);
         if (err)
             return err;
-        if ((e->nids + 1) * 2 > e->capids) { /* grow */
-            size_t cap = e->capids * 2;
-            idrec *tab = calloc(cap, sizeof(idrec));
-            if (tab == NULL)
-                return VG_ENOMEM;
-            for (size_t i = 0; i < e->capids; i++)
-                if (e->ids[i].hash)
-                    *id_slot(tab, cap, &e->idpool, e->ids[i].hash, e->idpool.data + e->ids[i].off,
-                             e->ids[i].len) = e->ids[i];
-            free(e->ids);
-            e->ids = tab;
-            e->capids = cap;
-        }
-        r = id_slot(e->ids, e->capids, &e->idpool, h, id, len);
+        r = id_slot(e->ids, e->capids, h, h2);
     }
     r->hash = h;
+    r->hash2 = h2;
     r->time_ms = t;
-    r->off = e->idpool.len;
-    r->len = len;
+    r->saved = saved;
     e->nids++;
-    return vg_buf_append(&e->idpool, id, len);
+    return VG_OK;
 }
 
-/* ---- Key records ---------------------------------------------------------- */
+static vg_err
+ids_add(vg_engine *e, const char *id, uint32_t len, int64_t t, bool *dup)
+{
+    return ids_add_hashed(e, hash_bytes(id, len, 0), hash2(id, len), t, false, dup);
+}
 
-static keyrec *
-key_find(keyrec *tab, size_t cap, uint64_t h, uint16_t ks, const char *key, uint32_t len)
+/* ---- Key records ------------------------------------------------------------
+ * The table holds (hash, pointer) pairs: a probe compares hashes without
+ * touching the records, and a record never moves, so a pointer to it stays
+ * good for the whole event (the per-event keyspace cache relies on it). A
+ * record, its rule-state pointers and its key are one allocation. */
+
+static keyslot *
+key_find(keyslot *tab, size_t cap, uint64_t h, uint16_t ks, const char *key, uint32_t len)
 {
     for (size_t i = h & (cap - 1);; i = (i + 1) & (cap - 1)) {
-        keyrec *k = &tab[i];
-        if (k->hash == 0)
-            return k;
-        if (k->hash == h && k->keyspace == ks && k->keylen == len && memcmp(k->key, key, len) == 0)
-            return k;
+        keyslot *sl = &tab[i];
+        if (sl->hash == 0)
+            return sl;
+        if (sl->hash == h && sl->k->keyspace == ks && sl->k->keylen == len &&
+            memcmp(sl->k->key, key, len) == 0)
+            return sl;
     }
+}
+
+static vg_err
+keys_rehash(vg_engine *e, size_t cap)
+{
+    keyslot *tab = calloc(cap, sizeof(keyslot));
+    if (tab == NULL)
+        return VG_ENOMEM;
+    for (size_t i = 0; i < e->capkeys; i++)
+        if (e->keys[i].hash)
+            *key_find(tab, cap, e->keys[i].hash, e->keys[i].k->keyspace, e->keys[i].k->key,
+                      e->keys[i].k->keylen) = e->keys[i];
+    free(e->keys);
+    e->keys = tab;
+    e->capkeys = cap;
+    return VG_OK;
 }
 
 static keyrec *
 key_get(vg_engine *e, uint16_t ks, const char *key, uint32_t len)
 {
     uint64_t h = hash_bytes(key, len, ks);
-    keyrec *k = key_find(e->keys, e->capkeys, h, ks, key, len);
-    if (k->hash != 0)
-        return k;
+    keyslot *sl = key_find(e->keys, e->capkeys, h, ks, key, len);
+    if (sl->hash != 0)
+        return sl->k;
     if ((e->nkeys + 1) * 2 > e->capkeys) {
-        size_t cap = e->capkeys * 2;
-        keyrec *tab = calloc(cap, sizeof(keyrec));
-        if (tab == NULL)
+        if (keys_rehash(e, e->capkeys * 2) != VG_OK)
             return NULL;
-        for (size_t i = 0; i < e->capkeys; i++)
-            if (e->keys[i].hash)
-                *key_find(tab, cap, e->keys[i].hash, e->keys[i].keyspace, e->keys[i].key,
-                          e->keys[i].keylen) = e->keys[i];
-        free(e->keys);
-        e->keys = tab;
-        e->capkeys = cap;
-        k = key_find(e->keys, e->capkeys, h, ks, key, len);
+        sl = key_find(e->keys, e->capkeys, h, ks, key, len);
     }
-    k->key = malloc(len ? len : 1);
-    k->rules = calloc(e->nrules ? e->nrules : 1, sizeof(rstate *));
-    if (k->key == NULL || k->rules == NULL) {
-        free(k->key);
-        free(k->rules);
-        k->key = NULL;
-        k->rules = NULL;
+    size_t nr = e->nrules ? e->nrules : 1;
+    /* the key record, its rule pointers, then its key: one block */
+    keyrec *k = malloc(sizeof(keyrec) + nr * sizeof(rstate *) + len + 1);
+    if (k == NULL)
         return NULL;
-    }
+    memset(k, 0, sizeof(keyrec) + nr * sizeof(rstate *));
+    k->rules = (rstate **)(k + 1);
+    k->key = (char *)(k->rules + nr);
     memcpy(k->key, key, len);
     k->hash = h;
     k->keyspace = ks;
     k->keylen = len;
+    sl->hash = h;
+    sl->k = k;
     e->nkeys++;
     /* not in memory: perhaps written back earlier */
     if (e->st != NULL) {
@@ -444,32 +475,24 @@ evict(vg_engine *e)
         return err;
     size_t keep = 0;
     for (size_t i = 0; i < e->capkeys; i++)
-        keep += e->keys[i].hash && e->keys[i].touched == e->gen;
+        keep += e->keys[i].hash && e->keys[i].k->touched == e->gen;
     bool all = keep > e->cache_keys / 2;
-    size_t cap = 1024;
-    while (cap < (all ? 1 : keep) * 2 + 2)
-        cap *= 2;
-    keyrec *tab = calloc(cap, sizeof(keyrec));
-    if (tab == NULL)
-        return VG_ENOMEM;
-    size_t n = 0;
     for (size_t i = 0; i < e->capkeys; i++) {
-        keyrec *k = &e->keys[i];
-        if (k->hash == 0)
-            continue;
-        if (all || k->touched != e->gen) {
-            keyrec_free(e, k);
-            continue;
+        keyslot *sl = &e->keys[i];
+        if (sl->hash && (all || sl->k->touched != e->gen)) {
+            keyrec_free(e, sl->k);
+            sl->hash = 0;
+            sl->k = NULL;
+            e->nkeys--;
         }
-        *key_find(tab, cap, k->hash, k->keyspace, k->key, k->keylen) = *k;
-        n++;
     }
-    free(e->keys);
-    e->keys = tab;
-    e->capkeys = cap;
-    e->nkeys = n;
+    size_t cap = 1024;
+    while (cap < e->nkeys * 2 + 2)
+        cap *= 2;
+    err = keys_rehash(e, cap);
     e->gen++;
-    return VG_OK;
+    e->epoch++; /* cached key records may be gone */
+    return err;
 }
 
 /* ---- Evaluation ------------------------------------------------------------- */
@@ -518,29 +541,34 @@ run_rule(vg_engine *e, size_t ri, const vg_event *ev, int64_t t, const vg_value 
     vg_value w = vg_vm_eval(e->vm, &r->where, &ctx);
     if (!is_true(&w))
         return VG_OK;
-    vg_value kv = vg_vm_eval(e->vm, &r->key, &ctx);
-    e->keybuf.len = 0;
-    vg_err err = vg_buf_append(&e->keybuf, "", 0);
-    if (err == VG_OK)
-        err = vg_value_format(&kv, false, 0, r->key.en, &e->keybuf); /* keys: shortest form */
-    if (err)
-        return err;
-    if (e->keybuf.len == 0) {
+    /* the key, once per keyspace per event: rules that share a key share it */
+    keyrec *k = e->ks_rec[r->keyspace];
+    if (e->ks_epoch[r->keyspace] != e->epoch) {
+        vg_value kv = vg_vm_eval(e->vm, &r->key, &ctx);
+        e->keybuf.len = 0;
+        vg_err err = vg_buf_append(&e->keybuf, "", 0);
+        if (err == VG_OK)
+            err = vg_value_format(&kv, false, 0, r->key.en, &e->keybuf); /* keys: shortest form */
+        if (err)
+            return err;
+        k = e->keybuf.len == 0 ? NULL
+                               : key_get(e, r->keyspace, e->keybuf.data, (uint32_t)e->keybuf.len);
+        if (k == NULL && e->keybuf.len > 0)
+            return VG_ENOMEM;
+        e->ks_rec[r->keyspace] = k;
+        e->ks_epoch[r->keyspace] = e->epoch;
+    }
+    if (k == NULL) {
         e->stats[ri].empty_keys++;
         return VG_OK;
     }
     e->stats[ri].matched++;
-    keyrec *k = key_get(e, r->keyspace, e->keybuf.data, (uint32_t)e->keybuf.len);
-    if (k == NULL)
-        return VG_ENOMEM;
+    vg_err err;
     k->dirty = true;
     k->touched = e->gen;
-    rstate *s = k->rules[ri];
-    if (s == NULL) {
-        s = k->rules[ri] = rstate_new(r);
-        if (s == NULL)
-            return VG_ENOMEM;
-    }
+    rstate *s = keyrec_state(k, r, ri);
+    if (s == NULL)
+        return VG_ENOMEM;
     for (uint32_t c = 0; c < r->ncols; c++)
         e->cols[c] = column_value(&r->cols[c], vg_vm_eval(e->vm, &r->cols[c].prog, &ctx));
     err = rstate_add(s, r, t, e->cols, e->aggs, &e->scratch);
@@ -562,8 +590,8 @@ run_rule(vg_engine *e, size_t ri, const vg_event *ev, int64_t t, const vg_value 
         if (err)
             return err;
         vg_alert a = {.rule = r,
-                      .key = e->keybuf.data,
-                      .keylen = (uint32_t)e->keybuf.len,
+                      .key = k->key,
+                      .keylen = k->keylen,
                       .time_ms = t,
                       .event_id = idv->u.s,
                       .event_id_len = idv->len,
@@ -629,6 +657,7 @@ vg_engine_process(vg_engine *e, const vg_event *ev, vg_alert_fn fn, void *ctx, v
         return VG_OK;
     }
     *outcome = VG_EV_ACCEPTED;
+    e->epoch++; /* a new event: no key computed yet */
     if (!e->have_clock || t > e->clock)
         e->clock = t;
     e->have_clock = true;

@@ -12,6 +12,9 @@
 #ifndef VG_ENGINE_INT_H
 #define VG_ENGINE_INT_H
 
+#include <stdlib.h>
+#include <string.h>
+
 #include "vg_engine.h"
 
 /* `over history` for one aggregate: O(1) state. */
@@ -22,11 +25,16 @@ typedef struct hist {
     double min, max;
 } hist;
 
+/* Window entries live in one array of 64-bit words, stride 2 + ncols per
+ * entry: the time (int64), the missing bits (bit c: column c is missing),
+ * then each column's value (a double's bits). The first few entries sit in
+ * the rstate's own allocation, so a key's small windows cost no extra
+ * pointer chase. */
 typedef struct rstate {
-    int64_t *t;      /* entry times, ascending */
-    double *v;       /* ncols values per entry (numbers, or hashes as bits) */
-    uint64_t *miss;  /* per entry: bit c set = column c missing */
+    uint64_t *e;     /* entries, ascending by time */
     uint32_t n, cap; /* entries */
+    uint32_t stride; /* words per entry */
+    bool inline_e;   /* e points into this allocation */
     hist *hist;      /* one per aggregate (only HISTORY ones are used) */
     vg_value *prev;  /* nprevs values of the previous event that passed `where` */
     char *prevbuf;   /* the strings of prev, owned */
@@ -34,7 +42,40 @@ typedef struct rstate {
     bool has_prev;
     bool alerted; /* an alert was emitted: suppression runs from last_alert */
     int64_t last_alert;
+    /* hist[], prev[] and the first RSTATE_INLINE entries follow */
 } rstate;
+
+#define RSTATE_INLINE 4
+
+static inline int64_t
+ent_time(const rstate *s, uint32_t i)
+{
+    return (int64_t)s->e[(size_t)i * s->stride];
+}
+
+static inline uint64_t
+ent_miss(const rstate *s, uint32_t i)
+{
+    return s->e[(size_t)i * s->stride + 1];
+}
+
+static inline double
+ent_val(const rstate *s, uint32_t i, uint32_t c)
+{
+    double d;
+    memcpy(&d, &s->e[(size_t)i * s->stride + 2 + c], sizeof d);
+    return d;
+}
+
+/* Makes room for n entries (VG_ENOMEM). */
+vg_err rstate_reserve(rstate *s, uint32_t n);
+
+/* window.c: rule state */
+/* The bytes of a rule's state (with room for its first few entries), and
+ * making one in mem (that many bytes, from malloc). rstate_free() frees it. */
+size_t rstate_size(const vg_rule *r);
+rstate *rstate_init(const vg_rule *r, void *mem);
+void rstate_free(rstate *s, const vg_rule *r);
 
 typedef struct keyrec {
     uint64_t hash; /* 0: empty slot */
@@ -43,12 +84,30 @@ typedef struct keyrec {
     uint32_t keylen;
     uint32_t touched; /* the cache generation of its last event */
     char *key;
-    rstate **rules; /* by rule index */
+    rstate **rules; /* by rule index; NULL until the rule's first event of the key */
 } keyrec;
+
+/* The rule's state in k, made on its first event (NULL: out of memory). */
+static inline rstate *
+keyrec_state(keyrec *k, const vg_rule *r, size_t ri)
+{
+    if (k->rules[ri] == NULL) {
+        void *m = malloc(rstate_size(r));
+        if (m != NULL)
+            k->rules[ri] = rstate_init(r, m);
+    }
+    return k->rules[ri];
+}
+
+/* A slot of the key table: the record's hash, so probes need not touch it. */
+typedef struct keyslot {
+    uint64_t hash; /* 0: empty */
+    keyrec *k;
+} keyslot;
 
 /* store.c: state in LMDB (see the file's header for the format) */
 typedef struct store store;
-vg_err store_open(const char *dir, bool durable, size_t map_bytes, store **out, char *why,
+vg_err store_open(const char *dir, bool durable, size_t max_bytes, store **out, char *why,
                   size_t whylen);
 void store_close(store *s);
 vg_err store_get(store *s, const char *ks, const char *key, uint32_t keylen, vg_buf *scratch,
@@ -60,12 +119,13 @@ vg_err store_ids(store *s, int64_t horizon_start,
                  void (*fn)(void *, const char *, uint32_t, int64_t), void *ctx);
 vg_err store_clock(store *s, int64_t *clock, bool write);
 vg_err store_commit(store *s);
+/* After VG_ELIMIT (the map is full): drops the open write transaction and
+ * doubles the map, up to its maximum (then VG_ELIMIT). */
+vg_err store_grow(store *s);
 vg_err keyrec_encode(const keyrec *k, const vg_ruleset *rs, size_t nrules, vg_buf *out);
 vg_err keyrec_decode(keyrec *k, const vg_ruleset *rs, size_t nrules, const vg_buf *in);
 
 /* window.c */
-rstate *rstate_new(const vg_rule *r);
-void rstate_free(rstate *s, const vg_rule *r);
 /* Processes one event of a key for a when rule: computes the aggregates
  * (aggs, r->naggs values) around adding the event's entry (cols: its column
  * values), in SPEC order. scratch is room for distinct(). */

@@ -8,7 +8,7 @@
  *
  * Databases of the environment:
  *   state  keyspace text \0 key bytes -> a key record (format below)
- *   ids    event id -> its time (ms): the deduplication index
+ *   ids    the event id's 128-bit hash -> its time (ms): the deduplication index
  *   meta   "clock" -> the event clock; "format" -> the format version
  *
  * Key record, version 1 (integers little-endian as the host writes them):
@@ -34,6 +34,7 @@
 #include "engineInt.h"
 
 struct store {
+    size_t map_bytes, max_bytes; /* the map now, and how far it may grow */
     MDB_env *env;
     MDB_dbi state, ids, meta;
     MDB_txn *wtxn; /* the open write transaction, if any */
@@ -46,11 +47,17 @@ mdb_err(int rc)
 }
 
 vg_err
-store_open(const char *dir, bool durable, size_t map_bytes, store **out, char *why, size_t whylen)
+store_open(const char *dir, bool durable, size_t max_bytes, store **out, char *why, size_t whylen)
 {
     store *s = calloc(1, sizeof *s);
     if (s == NULL)
         return VG_ENOMEM;
+    /* start small (a small address space, valgrind) and grow on demand */
+    size_t map_bytes = (size_t)256 << 20;
+    if (map_bytes > max_bytes)
+        map_bytes = max_bytes;
+    s->map_bytes = map_bytes;
+    s->max_bytes = max_bytes;
     int rc;
     MDB_txn *txn = NULL;
     if (mkdir(dir, 0775) != 0 && errno != EEXIST) {
@@ -119,6 +126,23 @@ wtxn(store *s)
     if (s->wtxn != NULL)
         return VG_OK;
     return mdb_err(mdb_txn_begin(s->env, NULL, 0, &s->wtxn));
+}
+
+vg_err
+store_grow(store *s)
+{
+    if (s->wtxn != NULL) {
+        mdb_txn_abort(s->wtxn);
+        s->wtxn = NULL;
+    }
+    if (s->map_bytes >= s->max_bytes)
+        return VG_ELIMIT;
+    size_t next = s->map_bytes * 2 > s->max_bytes ? s->max_bytes : s->map_bytes * 2;
+    int rc = mdb_env_set_mapsize(s->env, next);
+    if (rc != 0)
+        return mdb_err(rc);
+    s->map_bytes = next;
+    return VG_OK;
 }
 
 vg_err
@@ -263,12 +287,9 @@ encode_rule(vg_buf *b, const vg_rule *r, const rstate *st)
     for (uint32_t c = 0; c < r->ncols && !err; c++)
         err = put_str(b, r->cols[c].text, strlen(r->cols[c].text));
     err = err ? err : put(b, &st->n, 4);
-    for (uint32_t i = 0; i < st->n && !err; i++) {
-        err = put(b, &st->t[i], 8);
-        err = err ? err : put(b, &st->miss[i], 8);
-        if (nc)
-            err = err ? err : put(b, &st->v[(size_t)i * nc], (size_t)nc * 8);
-    }
+    /* an entry is its time, missing bits and columns: the words as they are */
+    for (uint32_t i = 0; i < st->n && !err; i++)
+        err = put(b, st->e + (size_t)i * st->stride, (size_t)st->stride * 8);
     uint16_t nh = 0;
     for (uint32_t i = 0; i < r->naggs; i++)
         nh += r->aggs[i].win == VG_WIN_HISTORY;
@@ -386,27 +407,25 @@ decode_rule(rd *r, const vg_rule *rule, rstate *st)
     if (r->bad || n > (size_t)(r->end - r->p) / 16)
         return VG_EINVAL;
     uint32_t ncols = rule->ncols;
-    if (n > 0) {
-        st->t = malloc(n * sizeof(int64_t));
-        st->miss = malloc(n * sizeof(uint64_t));
-        st->v = ncols ? malloc((size_t)n * ncols * sizeof(double)) : NULL;
-        if (st->t == NULL || st->miss == NULL || (ncols && st->v == NULL))
-            return VG_ENOMEM;
-        st->cap = n;
-    }
+    if (rstate_reserve(st, n) != VG_OK)
+        return VG_ENOMEM;
     uint64_t all = ncols >= 64 ? ~0ull : (1ull << ncols) - 1;
     for (uint32_t i = 0; i < n && !r->bad; i++) {
-        uint64_t miss;
-        get(r, &st->t[i], 8);
+        uint64_t miss, *w = st->e + (size_t)i * st->stride;
+        int64_t t;
+        get(r, &t, 8);
         get(r, &miss, 8);
-        st->miss[i] = all; /* columns the stored entry lacks are missing */
+        w[0] = (uint64_t)t;
+        w[1] = all; /* columns the stored entry lacks are missing */
+        for (uint32_t c = 0; c < ncols; c++)
+            w[2 + c] = 0;
         for (uint16_t c = 0; c < nc; c++) {
-            double x;
+            uint64_t x;
             get(r, &x, 8);
             if (map[c] >= 0) {
-                st->v[(size_t)i * ncols + (size_t)map[c]] = x;
+                w[2 + map[c]] = x;
                 if (!(miss & (1ull << c)))
-                    st->miss[i] &= ~(1ull << map[c]);
+                    w[1] &= ~(1ull << map[c]);
             }
         }
         st->n = i + 1;
@@ -488,10 +507,9 @@ keyrec_decode(keyrec *k, const vg_ruleset *rs, size_t nrules, const vg_buf *in)
             if (memcmp(rule->state_id, id, 16) != 0 || rule->keyspace != k->keyspace ||
                 k->rules[ri] != NULL)
                 continue;
-            rstate *st = rstate_new(rule);
+            rstate *st = keyrec_state(k, rule, ri);
             if (st == NULL)
                 return VG_ENOMEM;
-            k->rules[ri] = st;
             vg_err err = decode_rule(&sub, rule, st);
             if (err)
                 return err;

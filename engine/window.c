@@ -18,30 +18,31 @@
 
 #include "engineInt.h"
 
-rstate *
-rstate_new(const vg_rule *r)
+size_t
+rstate_size(const vg_rule *r)
 {
-    rstate *s = calloc(1, sizeof *s);
-    if (s == NULL)
-        return NULL;
-    if (r->naggs > 0) {
-        s->hist = calloc(r->naggs, sizeof(hist));
-        if (s->hist == NULL)
-            goto fail;
-        for (uint32_t i = 0; i < r->naggs; i++) {
-            s->hist[i].min = INFINITY;
-            s->hist[i].max = -INFINITY;
-        }
-    }
-    if (r->nprevs > 0) {
-        s->prev = calloc(r->nprevs, sizeof(vg_value));
-        if (s->prev == NULL)
-            goto fail;
+    size_t size = sizeof(rstate) + r->naggs * sizeof(hist) + r->nprevs * sizeof(vg_value) +
+                  (size_t)RSTATE_INLINE * (2 + r->ncols) * sizeof(uint64_t);
+    return (size + 15) & ~(size_t)15;
+}
+
+rstate *
+rstate_init(const vg_rule *r, void *mem)
+{
+    uint32_t stride = 2 + r->ncols;
+    rstate *s = mem;
+    memset(s, 0, rstate_size(r));
+    s->hist = (hist *)(s + 1);
+    s->prev = (vg_value *)(s->hist + r->naggs);
+    s->e = (uint64_t *)(s->prev + r->nprevs);
+    s->inline_e = true;
+    s->cap = RSTATE_INLINE;
+    s->stride = stride;
+    for (uint32_t i = 0; i < r->naggs; i++) {
+        s->hist[i].min = INFINITY;
+        s->hist[i].max = -INFINITY;
     }
     return s;
-fail:
-    rstate_free(s, r);
-    return NULL;
 }
 
 void
@@ -50,13 +51,28 @@ rstate_free(rstate *s, const vg_rule *r)
     (void)r;
     if (s == NULL)
         return;
-    free(s->t);
-    free(s->v);
-    free(s->miss);
-    free(s->hist);
-    free(s->prev);
+    if (!s->inline_e)
+        free(s->e);
     free(s->prevbuf);
     free(s);
+}
+
+vg_err
+rstate_reserve(rstate *s, uint32_t n)
+{
+    if (n <= s->cap)
+        return VG_OK;
+    uint32_t cap = s->cap * 2 > n ? s->cap * 2 : n;
+    size_t bytes = (size_t)cap * s->stride * sizeof(uint64_t);
+    uint64_t *e = s->inline_e ? malloc(bytes) : realloc(s->e, bytes);
+    if (e == NULL)
+        return VG_ENOMEM;
+    if (s->inline_e)
+        memcpy(e, s->e, (size_t)s->n * s->stride * sizeof(uint64_t));
+    s->e = e;
+    s->inline_e = false;
+    s->cap = cap;
+    return VG_OK;
 }
 
 /* First entry with time >= t (lower bound). */
@@ -66,7 +82,7 @@ lower(const rstate *s, int64_t t)
     uint32_t lo = 0, hi = s->n;
     while (lo < hi) {
         uint32_t mid = lo + (hi - lo) / 2;
-        if (s->t[mid] < t)
+        if (ent_time(s, mid) < t)
             lo = mid + 1;
         else
             hi = mid;
@@ -81,7 +97,7 @@ upper(const rstate *s, int64_t t)
     uint32_t lo = 0, hi = s->n;
     while (lo < hi) {
         uint32_t mid = lo + (hi - lo) / 2;
-        if (s->t[mid] <= t)
+        if (ent_time(s, mid) <= t)
             lo = mid + 1;
         else
             hi = mid;
@@ -142,14 +158,14 @@ window_value(const rstate *s, uint32_t ncols, const vg_aggspec *a, uint32_t from
              const vg_value *cur, vg_buf *scratch, vg_value *out)
 {
     uint64_t bit = a->col >= 0 ? 1ull << a->col : 0;
-    const double *v = s->v;
-    size_t c = a->col >= 0 ? (size_t)a->col : 0;
+    uint32_t c = a->col >= 0 ? (uint32_t)a->col : 0;
+    (void)ncols;
     switch ((vg_aggfn)a->fn) {
     case VG_AGG_COUNT: *out = number(to - from); return VG_OK;
     case VG_AGG_COUNT_IF: {
         double n = 0;
         for (uint32_t i = from; i < to; i++)
-            n += !(s->miss[i] & bit) && v[(size_t)i * ncols + c] != 0;
+            n += !(ent_miss(s, i) & bit) && ent_val(s, i, c) != 0;
         *out = number(n);
         return VG_OK;
     }
@@ -159,9 +175,9 @@ window_value(const rstate *s, uint32_t ncols, const vg_aggspec *a, uint32_t from
         int64_t xsum = 0;
         uint32_t n = 0;
         for (uint32_t i = from; i < to; i++) {
-            if (s->miss[i] & bit)
+            if (ent_miss(s, i) & bit)
                 continue;
-            double x = v[(size_t)i * ncols + c];
+            double x = ent_val(s, i, c);
             if (a->money)
                 xsum += money_units(x);
             else
@@ -181,9 +197,9 @@ window_value(const rstate *s, uint32_t ncols, const vg_aggspec *a, uint32_t from
         bool any = false;
         double best = 0;
         for (uint32_t i = from; i < to; i++) {
-            if (s->miss[i] & bit)
+            if (ent_miss(s, i) & bit)
                 continue;
-            double x = v[(size_t)i * ncols + c];
+            double x = ent_val(s, i, c);
             if (!any || (a->fn == VG_AGG_MIN ? x < best : x > best))
                 best = x;
             any = true;
@@ -206,8 +222,8 @@ window_value(const rstate *s, uint32_t ncols, const vg_aggspec *a, uint32_t from
         memset(tab, 0, cap * sizeof(uint64_t));
         double n = 0;
         for (uint32_t i = from; i < to; i++)
-            if (!(s->miss[i] & bit))
-                n += hset_add(tab, cap, bits(v[(size_t)i * ncols + c]));
+            if (!(ent_miss(s, i) & bit))
+                n += hset_add(tab, cap, bits(ent_val(s, i, c)));
         *out = number(n);
         return VG_OK;
     }
@@ -219,7 +235,7 @@ window_value(const rstate *s, uint32_t ncols, const vg_aggspec *a, uint32_t from
         bool seen = false;
         double want = cur->u.num;
         for (uint32_t i = from; i < to && !seen; i++)
-            seen = !(s->miss[i] & bit) && bits(v[(size_t)i * ncols + c]) == bits(want);
+            seen = !(ent_miss(s, i) & bit) && bits(ent_val(s, i, c)) == bits(want);
         *out = typed(seen ? 1 : 0, VG_V_BOOL);
         return VG_OK;
     }
@@ -271,60 +287,36 @@ history_add(hist *h, const vg_aggspec *a, const vg_value *x)
 
 /* Drops entries older than newest - keep_ms. */
 static void
-prune(rstate *s, uint32_t ncols, int64_t keep_ms)
+prune(rstate *s, int64_t keep_ms)
 {
     if (s->n == 0)
         return;
-    int64_t newest = s->t[s->n - 1];
+    int64_t newest = ent_time(s, s->n - 1);
     uint32_t k = lower(s, newest - keep_ms);
     if (k == 0)
         return;
     s->n -= k;
-    memmove(s->t, s->t + k, s->n * sizeof(int64_t));
-    memmove(s->miss, s->miss + k, s->n * sizeof(uint64_t));
-    if (ncols > 0)
-        memmove(s->v, s->v + (size_t)k * ncols, (size_t)s->n * ncols * sizeof(double));
+    memmove(s->e, s->e + (size_t)k * s->stride, (size_t)s->n * s->stride * sizeof(uint64_t));
 }
 
 /* Inserts an entry at its place: after every entry with time <= t. */
 static vg_err
 insert(rstate *s, uint32_t ncols, int64_t t, const vg_value *cols)
 {
-    if (s->n == s->cap) {
-        uint32_t cap = s->cap ? s->cap * 2 : 4;
-        int64_t *nt = realloc(s->t, cap * sizeof(int64_t));
-        if (nt == NULL)
-            return VG_ENOMEM;
-        s->t = nt;
-        uint64_t *nm = realloc(s->miss, cap * sizeof(uint64_t));
-        if (nm == NULL)
-            return VG_ENOMEM;
-        s->miss = nm;
-        if (ncols > 0) {
-            double *nv = realloc(s->v, (size_t)cap * ncols * sizeof(double));
-            if (nv == NULL)
-                return VG_ENOMEM;
-            s->v = nv;
-        }
-        s->cap = cap;
-    }
+    vg_err err = rstate_reserve(s, s->n + 1);
+    if (err)
+        return err;
     uint32_t at = upper(s, t);
-    if (at < s->n) { /* a late event: make room */
-        memmove(s->t + at + 1, s->t + at, (s->n - at) * sizeof(int64_t));
-        memmove(s->miss + at + 1, s->miss + at, (s->n - at) * sizeof(uint64_t));
-        if (ncols > 0)
-            memmove(s->v + (size_t)(at + 1) * ncols, s->v + (size_t)at * ncols,
-                    (size_t)(s->n - at) * ncols * sizeof(double));
-    }
-    s->t[at] = t;
-    s->miss[at] = 0;
+    uint64_t *w = s->e + (size_t)at * s->stride;
+    if (at < s->n) /* a late event: make room */
+        memmove(w + s->stride, w, (size_t)(s->n - at) * s->stride * sizeof(uint64_t));
+    w[0] = (uint64_t)t;
+    w[1] = 0;
     for (uint32_t c = 0; c < ncols; c++) {
-        if (cols[c].kind == VG_V_MISSING) {
-            s->miss[at] |= 1ull << c;
-            s->v[(size_t)at * ncols + c] = 0;
-        } else {
-            s->v[(size_t)at * ncols + c] = cols[c].u.num;
-        }
+        double x = cols[c].kind == VG_V_MISSING ? 0 : cols[c].u.num;
+        if (cols[c].kind == VG_V_MISSING)
+            w[1] |= 1ull << c;
+        memcpy(&w[2 + c], &x, sizeof x);
     }
     s->n++;
     return VG_OK;
@@ -374,7 +366,7 @@ rstate_add(rstate *s, const vg_rule *r, int64_t t, const vg_value *cols, vg_valu
                         r->aggs[i].col >= 0 ? &cols[r->aggs[i].col] : NULL);
     /* Keep twice the longest window: an event up to one window late still
      * finds every entry its window needs. */
-    prune(s, nc, 2 * r->max_window_ms);
+    prune(s, 2 * r->max_window_ms);
     return VG_OK;
 }
 

@@ -32,24 +32,36 @@ vg_pow10(unsigned digits)
 unsigned
 vg_currency_digits(const char *code, size_t len)
 {
-    /* ISO 4217 minor units where they are not 2 (docs/language.md, "Money") */
-    static const char zero[] =
-        "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF";
-    static const char three[] = "BHD IQD JOD KWD LYD OMR TND";
-    static const char four[] = "CLF UYW";
+    /* ISO 4217 minor units where they are not 2 (docs/language.md, "Money"),
+     * as three upper-case letters packed in an int: the common codes cost a
+     * few compares, not string searches */
+#define CC(a, b, c) ((uint32_t)(a) << 16 | (uint32_t)(b) << 8 | (uint32_t)(c))
+    static const struct {
+        uint32_t code;
+        uint8_t digits;
+    } odd[] = {
+        {CC('B', 'I', 'F'), 0}, {CC('C', 'L', 'P'), 0}, {CC('D', 'J', 'F'), 0},
+        {CC('G', 'N', 'F'), 0}, {CC('I', 'S', 'K'), 0}, {CC('J', 'P', 'Y'), 0},
+        {CC('K', 'M', 'F'), 0}, {CC('K', 'R', 'W'), 0}, {CC('P', 'Y', 'G'), 0},
+        {CC('R', 'W', 'F'), 0}, {CC('U', 'G', 'X'), 0}, {CC('U', 'Y', 'I'), 0},
+        {CC('V', 'N', 'D'), 0}, {CC('V', 'U', 'V'), 0}, {CC('X', 'A', 'F'), 0},
+        {CC('X', 'O', 'F'), 0}, {CC('X', 'P', 'F'), 0}, {CC('B', 'H', 'D'), 3},
+        {CC('I', 'Q', 'D'), 3}, {CC('J', 'O', 'D'), 3}, {CC('K', 'W', 'D'), 3},
+        {CC('L', 'Y', 'D'), 3}, {CC('O', 'M', 'R'), 3}, {CC('T', 'N', 'D'), 3},
+        {CC('C', 'L', 'F'), 4}, {CC('U', 'Y', 'W'), 4},
+    };
     if (len != 3)
         return 2;
-    char c[4] = {code[0], code[1], code[2], 0};
-    for (int i = 0; i < 3; i++)
-        if (c[i] >= 'a' && c[i] <= 'z')
-            c[i] = (char)(c[i] - 32);
-    if (strstr(zero, c))
-        return 0;
-    if (strstr(three, c))
-        return 3;
-    if (strstr(four, c))
-        return 4;
+    uint32_t c = 0;
+    for (int i = 0; i < 3; i++) {
+        char ch = code[i];
+        c = c << 8 | (uint32_t)(unsigned char)(ch >= 'a' && ch <= 'z' ? ch - 32 : ch);
+    }
+    for (size_t i = 0; i < VG_ARRAY_LEN(odd); i++)
+        if (odd[i].code == c)
+            return odd[i].digits;
     return 2;
+#undef CC
 }
 
 /* The value of field f of message m, or missing. */
@@ -104,11 +116,17 @@ vg_err
 vg_event_from_pb(const vg_schema *sc, vg_stream_id s, const ProtobufCMessage *m, vg_attr *attrs,
                  size_t attr_cap, vg_event *ev)
 {
-    vg_event_clear(ev, s);
+    /* every field is set below: no need to clear them first */
+    ev->stream = s;
+    ev->digits = 2;
+    ev->nattrs = 0;
+    ev->attrs = NULL;
     size_t n = vg_schema_nfields(sc, s);
+    const vg_field *fields = vg_schema_field_at(sc, s, 0);
     int64_t minor[VG_MAX_FIELDS];
+    bool any_money = false;
     for (size_t i = 0; i < n; i++) {
-        const vg_field *f = vg_schema_field_at(sc, s, i);
+        const vg_field *f = &fields[i];
         if (f->type == VG_FT_MAP) {
             const ProtobufCFieldDescriptor *fd = f->pb;
             size_t count = *(const size_t *)((const char *)m + fd->quantifier_offset);
@@ -131,39 +149,70 @@ vg_event_from_pb(const vg_schema *sc, vg_stream_id s, const ProtobufCMessage *m,
             continue;
         }
         ev->v[i] = pb_value(m, f);
-        if ((f->flags & VG_FIELD_MONEY) && ev->v[i].kind == VG_V_NUM)
+        if ((f->flags & VG_FIELD_MONEY) && ev->v[i].kind == VG_V_NUM) {
             minor[i] = *(const int64_t *)((const char *)m +
                                           ((const ProtobufCFieldDescriptor *)f->pb)->offset);
+            any_money = true;
+        }
     }
+    if (!any_money)
+        return VG_OK;
     const vg_field *cur = vg_schema_currency(sc, s);
     if (cur != NULL && ev->v[cur->slot].kind == VG_V_STR)
         ev->digits = (uint8_t)vg_currency_digits(ev->v[cur->slot].u.s, ev->v[cur->slot].len);
     /* money: minor units / 10^digits, once the currency is known */
     double scale = vg_pow10(ev->digits);
-    for (size_t i = 0; i < n; i++) {
-        const vg_field *f = vg_schema_field_at(sc, s, i);
-        if ((f->flags & VG_FIELD_MONEY) && ev->v[i].kind == VG_V_NUM)
+    for (size_t i = 0; i < n; i++)
+        if ((fields[i].flags & VG_FIELD_MONEY) && ev->v[i].kind == VG_V_NUM)
             ev->v[i].u.num = (double)minor[i] / scale;
-    }
     return VG_OK;
 }
 
 /* ---- Length-delimited protobuf ------------------------------------------- */
 
+/* Decoding allocates from one block, reset for each message: no malloc or
+ * free per event, and a budget: a message may not make protobuf-c allocate
+ * more than VG_PB_BUDGET bytes (decoding can ask for many times the input). */
+#define VG_PB_BUDGET ((size_t)64 << 20)
+
 struct vg_pb_event {
     Vigil__V1__Event *msg;
     vg_attr *attrs;
     size_t cap;
+    char *mem; /* the block */
+    size_t memcap, used;
+    ProtobufCAllocator alloc;
 };
+
+static void *
+bump_alloc(void *ctx, size_t size)
+{
+    vg_pb_event *h = ctx;
+    size = (size + 15) & ~(size_t)15;
+    if (h->used + size > h->memcap) {
+        /* only between messages may the block move: grow for the next one
+         * and fail this allocation if it does not fit the budget */
+        return NULL;
+    }
+    void *p = h->mem + h->used;
+    h->used += size;
+    return p;
+}
+
+static void
+bump_free(void *ctx, void *p)
+{
+    (void)ctx;
+    (void)p; /* the whole block is reset before the next message */
+}
 
 void
 vg_pb_event_free(vg_pb_event *h)
 {
     if (h == NULL)
         return;
-    if (h->msg)
-        vigil__v1__event__free_unpacked(h->msg, NULL);
     free(h->attrs);
+    free(h->mem);
     free(h);
 }
 
@@ -177,11 +226,35 @@ vg_pb_decode(vg_pb_event **holder, const vg_schema *sc, const uint8_t *buf, size
         if (h == NULL)
             return VG_ENOMEM;
     }
-    if (h->msg) {
-        vigil__v1__event__free_unpacked(h->msg, NULL);
-        h->msg = NULL;
+    h->alloc.alloc = bump_alloc;
+    h->alloc.free = bump_free;
+    h->alloc.allocator_data = h;
+    /* protobuf-c needs a few times the input (structs, strings, arrays):
+     * size the block for that, within the budget; a message that needs more
+     * fails to decode */
+    size_t want = len * 4 + 4096;
+    if (want > VG_PB_BUDGET)
+        want = VG_PB_BUDGET;
+    if (want > h->memcap) {
+        char *p = realloc(h->mem, want);
+        if (p == NULL)
+            return VG_ENOMEM;
+        h->mem = p;
+        h->memcap = want;
     }
-    h->msg = vigil__v1__event__unpack(NULL, len, buf);
+    h->used = 0;
+    h->msg = vigil__v1__event__unpack(&h->alloc, len, buf);
+    if (h->msg == NULL && len * 16 + 4096 > h->memcap && h->memcap < VG_PB_BUDGET) {
+        /* a message heavier than most (many small fields): once more, bigger */
+        size_t more = len * 16 + 4096 > VG_PB_BUDGET ? VG_PB_BUDGET : len * 16 + 4096;
+        char *p = realloc(h->mem, more);
+        if (p == NULL)
+            return VG_ENOMEM;
+        h->mem = p;
+        h->memcap = more;
+        h->used = 0;
+        h->msg = vigil__v1__event__unpack(&h->alloc, len, buf);
+    }
     if (h->msg == NULL) {
         snprintf(why, whylen, "not a valid vigil.v1.Event message (%zu bytes)", len);
         return VG_EINVAL;

@@ -571,8 +571,10 @@ cmd_replay(int argc, char **argv)
         }
     }
     if (expect != NULL && rc == VG_EXIT_OK) {
-        qsort(want, nwant, sizeof(char *), cmp_str);
-        qsort(R.got, R.ngot, sizeof(char *), cmp_str);
+        if (nwant > 1)
+            qsort(want, nwant, sizeof(char *), cmp_str);
+        if (R.ngot > 1)
+            qsort(R.got, R.ngot, sizeof(char *), cmp_str);
         size_t nd = diff_triples(want, nwant, R.got, R.ngot);
         if (nd > 0) {
             fprintf(stderr, "replay: %zu differences from %s (- expected, + got)\n", nd, expect);
