@@ -13,7 +13,8 @@
 
 #define DAY_MS 86400000LL
 
-/* An id remembered for deduplication: its bytes live in the id pool. */
+/* An id remembered for deduplication, by two independent 64-bit hashes of
+ * its bytes (a false duplicate needs both to collide: ~2^-128). */
 typedef struct idrec {
     uint64_t hash;  /* 0: empty slot */
     uint64_t hash2; /* a second, independent hash of the id */
@@ -365,10 +366,13 @@ ids_add_hashed(vg_engine *e, uint64_t h, uint64_t h2, int64_t t, bool saved, boo
     }
     *dup = false;
     if ((e->nids + 1) * 2 > e->capids) {
-        /* full: drop what is past the horizon, and grow if that is not enough */
-        vg_err err = ids_rebuild(e, e->capids);
-        if (err == VG_OK && (e->nids + 1) * 4 > e->capids)
-            err = ids_rebuild(e, e->capids * 2);
+        /* full: drop what is past the horizon, and grow if that is not
+         * enough (counted first, so the table is rebuilt once) */
+        size_t live = 0;
+        for (size_t i = 0; i < e->capids; i++)
+            live += e->ids[i].hash != 0 &&
+                    !(e->have_clock && e->ids[i].time_ms < e->clock - e->horizon_ms);
+        vg_err err = ids_rebuild(e, (live + 1) * 4 > e->capids ? e->capids * 2 : e->capids);
         if (err)
             return err;
         r = id_slot(e->ids, e->capids, h, h2);

@@ -42,13 +42,16 @@ struct vg_reader {
     uint32_t ncells, capcells;
     uint32_t ncols; /* header columns */
     char **colnames;
+    char **coldesc;             /* "column 'name'", for reasons */
     int *colfield[VG_NSTREAMS]; /* column -> field slot, or -1 */
-    int stream_col;             /* the `stream` column, or -1 */
-    int label_col;              /* the --label column, or -1 */
+    const vg_field *idfield[VG_NSTREAMS];
+    int stream_col; /* the `stream` column, or -1 */
+    int label_col;  /* the --label column, or -1 */
     uint64_t datarow;
     /* JSONL */
     json_t *json;
     vg_buf attrbuf; /* vg_attr of a JSONL row's attrs */
+    bool want_map;  /* a map file sets the fields: no column need name one */
     const char *label;
     /* map file */
     vg_ruleset *map;
@@ -121,6 +124,9 @@ vg_reader_close(vg_reader *rd)
     for (uint32_t i = 0; rd->colnames && i < rd->ncols; i++)
         free(rd->colnames[i]);
     free(rd->colnames);
+    for (uint32_t i = 0; rd->coldesc && i < rd->ncols; i++)
+        free(rd->coldesc[i]);
+    free(rd->coldesc);
     for (int s = 0; s < VG_NSTREAMS; s++)
         free(rd->colfield[s]);
     if (rd->json)
@@ -173,9 +179,11 @@ csv_record(vg_reader *rd, bool *io_error, bool *unclosed)
     /* inside quotes at the end of a line: the record goes on */
     for (;;) {
         bool inq = false;
-        for (size_t i = 0; i < rd->rec.len; i++)
-            if (rd->rec.data[i] == '"')
-                inq = !inq;
+        const char *p = rd->rec.data, *end = p + rd->rec.len;
+        while (p < end && (p = memchr(p, '"', (size_t)(end - p))) != NULL) {
+            inq = !inq;
+            p++;
+        }
         if (!inq)
             break;
         vg_buf_putc(&rd->rec, '\n');
@@ -206,25 +214,27 @@ csv_record(vg_reader *rd, bool *io_error, bool *unclosed)
         if (i < n && s[i] == '"') {
             i++;
             while (i < n) {
-                if (s[i] == '"') {
-                    if (i + 1 < n && s[i + 1] == '"') {
-                        vg_buf_putc(&rd->cells, '"');
-                        i += 2;
-                        continue;
-                    }
-                    i++;
+                const char *q = memchr(s + i, '"', n - i);
+                size_t run = q ? (size_t)(q - (s + i)) : n - i;
+                vg_buf_append(&rd->cells, s + i, run);
+                i += run;
+                if (i == n)
                     break;
+                if (i + 1 < n && s[i + 1] == '"') { /* "" is a quote */
+                    vg_buf_putc(&rd->cells, '"');
+                    i += 2;
+                    continue;
                 }
-                vg_buf_putc(&rd->cells, s[i++]);
+                i++;
+                break;
             }
-            /* text after the closing quote belongs to the cell, as most
-             * readers treat it */
-            while (i < n && s[i] != ',')
-                vg_buf_putc(&rd->cells, s[i++]);
-        } else {
-            while (i < n && s[i] != ',')
-                vg_buf_putc(&rd->cells, s[i++]);
         }
+        /* a plain cell; text after a closing quote belongs to the cell too,
+         * as most readers treat it */
+        const char *comma = i < n ? memchr(s + i, ',', n - i) : NULL;
+        size_t run = comma ? (size_t)(comma - (s + i)) : n - i;
+        vg_buf_append(&rd->cells, s + i, run);
+        i += run;
         c->len = (uint32_t)(rd->cells.len - c->off);
         if (i < n && s[i] == ',') {
             i++;
@@ -255,9 +265,13 @@ csv_header(vg_reader *rd, char *why, size_t whylen)
     }
     rd->ncols = rd->ncells;
     rd->colnames = calloc(rd->ncols, sizeof(char *));
-    for (int s = 0; s < VG_NSTREAMS; s++)
+    rd->coldesc = calloc(rd->ncols, sizeof(char *));
+    for (int s = 0; s < VG_NSTREAMS; s++) {
         rd->colfield[s] = malloc(rd->ncols * sizeof(int));
-    if (rd->colnames == NULL || rd->colfield[0] == NULL || rd->colfield[1] == NULL)
+        rd->idfield[s] = vg_schema_field(rd->sc, (vg_stream_id)s, "id", 2);
+    }
+    if (rd->colnames == NULL || rd->coldesc == NULL || rd->colfield[0] == NULL ||
+        rd->colfield[1] == NULL)
         return VG_ENOMEM;
     rd->stream_col = rd->label_col = -1;
     int mapped = 0;
@@ -269,8 +283,11 @@ csv_header(vg_reader *rd, char *why, size_t whylen)
             len -= 3;
         }
         rd->colnames[i] = strndup(name, len);
-        if (rd->colnames[i] == NULL)
+        size_t dlen = len + sizeof "column ''";
+        rd->coldesc[i] = malloc(dlen);
+        if (rd->colnames[i] == NULL || rd->coldesc[i] == NULL)
             return VG_ENOMEM;
+        snprintf(rd->coldesc[i], dlen, "column '%s'", rd->colnames[i]);
         for (int s = 0; s < VG_NSTREAMS; s++) {
             const vg_field *f = vg_schema_field(rd->sc, (vg_stream_id)s, name, len);
             rd->colfield[s][i] = f && f->type != VG_FT_MAP ? (int)f->slot : -1;
@@ -285,9 +302,7 @@ csv_header(vg_reader *rd, char *why, size_t whylen)
         snprintf(why, whylen, "it has no column '%s' for --label", rd->label);
         return VG_EINVAL;
     }
-    if (rd->map != NULL)
-        return VG_OK;
-    if (mapped == 0) {
+    if (mapped == 0 && !rd->want_map) {
         snprintf(why, whylen,
                  "no column of its header names an event field (like id, time, account_id, "
                  "amount); give a map file with --map");
@@ -485,10 +500,8 @@ csv_next(vg_reader *rd, vg_event *ev, uint64_t *line, int *label)
         int slot = rd->colfield[s][i];
         if (slot < 0 || rd->cellv[i].len == 0) /* an empty cell sets nothing */
             continue;
-        char col[80];
-        snprintf(col, sizeof col, "column '%s'", rd->colnames[i]);
-        if (!set_text(rd, ev, vg_schema_field_at(rd->sc, s, (size_t)slot), col, cell_text(rd, i),
-                      rd->cellv[i].len))
+        if (!set_text(rd, ev, vg_schema_field_at(rd->sc, s, (size_t)slot), rd->coldesc[i],
+                      cell_text(rd, i), rd->cellv[i].len))
             return VG_READ_REJECT;
     }
     if (rd->map != NULL && !map_apply(rd, ev))
@@ -496,7 +509,7 @@ csv_next(vg_reader *rd, vg_event *ev, uint64_t *line, int *label)
     if (!set_money(rd, ev))
         return VG_READ_REJECT;
     /* no id column: the 1-based data row number is the id */
-    const vg_field *id = vg_schema_field(rd->sc, s, "id", 2);
+    const vg_field *id = rd->idfield[s];
     if (id != NULL && ev->v[id->slot].kind == VG_V_MISSING) {
         int n = snprintf(rd->idbuf, sizeof rd->idbuf, "%llu", (unsigned long long)rd->datarow);
         ev->v[id->slot].kind = VG_V_STR;
@@ -861,6 +874,7 @@ vg_reader_open(const char *path, const vg_schema *sc, const vg_reader_opts *opts
             rd->size = (uint64_t)st.st_size;
     }
     if (rd->fmt == VG_FMT_CSV) {
+        rd->want_map = opts && opts->map_path;
         err = csv_header(rd, why, whylen);
         if (err == VG_OK && opts && opts->map_path)
             err = map_open(rd, opts, why, whylen);

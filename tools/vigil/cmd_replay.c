@@ -50,7 +50,11 @@ replay_usage(FILE *f)
             "                       back to the state and dropped (default 4000000)\n"
             "      --expect FILE    compare the alerts with FILE (JSONL alerts, or lines of\n"
             "                       rule,key,event_id); print the difference, exit 1 if any\n"
-            "  -q, --quiet          no summary\n"
+            "      --flush          at the end, fire pattern deadlines still pending (patterns\n"
+            "                       are not evaluated in this version: nothing to fire)\n"
+            "      --config FILE    decision thresholds from a run config: not in this\n"
+            "                       version (it comes with `vigil run`); refused\n"
+            "  -q, --quiet          no summary, no progress\n"
             "  -h, --help           show this help and exit\n"
             "\n"
             "A row that is not a valid event is rejected with FILE:LINE: reason, counted,\n"
@@ -352,6 +356,8 @@ cmd_replay(int argc, char **argv)
         {"state", required_argument, NULL, 'S'},
         {"cache-keys", required_argument, NULL, 'K'},
         {"decisions", no_argument, NULL, 'D'},
+        {"flush", no_argument, NULL, 'F'},
+        {"config", required_argument, NULL, 'C'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -381,6 +387,12 @@ cmd_replay(int argc, char **argv)
         case 'q': quiet = true; break;
         case 'S': state = optarg; break;
         case 'D': decisions = true; break;
+        case 'F': break; /* no pattern deadlines exist until patterns are evaluated */
+        case 'C':
+            return cli_usage_error("replay",
+                                   "--config is not available in this version: the run config "
+                                   "arrives with `vigil run`; without it decisions use review_at "
+                                   "50 and block_at 80");
         case 'K':
             cache_keys = strtoull(optarg, &end, 10);
             if (*end || cache_keys < 1)
@@ -388,7 +400,7 @@ cmd_replay(int argc, char **argv)
             break;
         case 'h': replay_usage(stdout); return VG_EXIT_OK;
         default:
-            if (optopt && strchr("rifoemlSK", optopt))
+            if (optopt && strchr("rifoemlSKC", optopt))
                 return cli_usage_error("replay", "option '%s' needs a value", argv[optind - 1]);
             return cli_usage_error("replay", "unrecognized option '%s'", argv[optind - 1]);
         }
