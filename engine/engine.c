@@ -4,6 +4,7 @@
  * a hash table of key records; a key record holds each rule's state for it.
  */
 #include <dirent.h>
+#include <sys/mman.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,16 @@ struct vg_engine {
     keyrec **ks_rec;
     uint64_t *ks_epoch;
     uint64_t epoch;
+    /* per stream, the keyspaces its `when` rules use, each with one rule that
+     * computes the key; per event, each one's key (in ksbuf) and its hash */
+    struct kspre {
+        uint16_t ks;
+        uint32_t rule;
+    } * kspre[VG_NSTREAMS];
+    size_t nkspre[VG_NSTREAMS];
+    uint64_t *ks_hash;
+    size_t *ks_off, *ks_len;
+    vg_buf ksbuf;
     /* dedupe index */
     idrec *ids;
     size_t nids, capids;
@@ -49,9 +60,39 @@ struct vg_engine {
     uint32_t gen;      /* cache generation: eviction drops keys untouched since the last */
     vg_buf rec, reckey;
     /* scratch, reused for every event */
-    vg_buf keybuf, msgbuf, jsonbuf, scratch;
+    vg_buf msgbuf, jsonbuf, scratch;
     vg_value *aggs, *cols, *prevs, *noprev;
 };
+
+/* The key and id tables: big, and probed at random, so nearly every probe
+ * misses the TLB with 4 KiB pages. From 2 MiB up they are mapped on their
+ * own and asked to use transparent huge pages (on by default in Debian only
+ * for regions that ask). Zeroed. */
+#define TABLE_HUGE ((size_t)2 << 20)
+
+static void *
+table_alloc(size_t n, size_t size)
+{
+    size_t bytes = n * size;
+    if (bytes < TABLE_HUGE)
+        return calloc(n, size);
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+#ifdef MADV_HUGEPAGE
+    (void)madvise(p, bytes, MADV_HUGEPAGE); /* a hint: without it, 4 KiB pages */
+#endif
+    return p;
+}
+
+static void
+table_free(void *p, size_t n, size_t size)
+{
+    if (p != NULL && n * size >= TABLE_HUGE)
+        munmap(p, n * size);
+    else
+        free(p);
+}
 
 static uint64_t
 hash_bytes(const char *s, size_t n, uint64_t seed)
@@ -128,17 +169,33 @@ vg_engine_open(vg_ruleset *rs, const vg_engine_opts *opts, char *why, size_t why
     e->prevs = calloc(maxprevs, sizeof(vg_value));
     e->noprev = calloc(maxprevs, sizeof(vg_value)); /* all missing: a key's first event */
     e->capkeys = 1024;
-    e->keys = calloc(e->capkeys, sizeof(keyslot));
+    e->keys = table_alloc(e->capkeys, sizeof(keyslot));
     e->ks_rec = calloc(vg_ruleset_nkeyspaces(rs) + 1, sizeof(keyrec *));
     e->ks_epoch = calloc(vg_ruleset_nkeyspaces(rs) + 1, sizeof(uint64_t));
     e->epoch = 1;
+    size_t nks1 = vg_ruleset_nkeyspaces(rs) + 1;
+    e->ks_hash = calloc(nks1, sizeof(uint64_t));
+    e->ks_off = calloc(nks1, sizeof(size_t));
+    e->ks_len = calloc(nks1, sizeof(size_t));
+    for (int s = 0; s < VG_NSTREAMS; s++) {
+        e->kspre[s] = calloc(nks1, sizeof(struct kspre));
+        for (size_t i = 0; e->kspre[s] && i < e->nrules; i++) {
+            const vg_rule *r = vg_ruleset_rule(rs, i);
+            bool have = false;
+            for (size_t j = 0; j < e->nkspre[s]; j++)
+                have |= e->kspre[s][j].ks == r->keyspace;
+            if (!r->is_match && (int)r->on == s && !have)
+                e->kspre[s][e->nkspre[s]++] = (struct kspre){r->keyspace, (uint32_t)i};
+        }
+    }
     e->capids = 1024;
-    e->ids = calloc(e->capids, sizeof(idrec));
+    e->ids = table_alloc(e->capids, sizeof(idrec));
     e->cache_keys = opts && opts->cache_keys ? opts->cache_keys : 4000000;
     e->gen = 1;
     if (e->stats == NULL || e->aggs == NULL || e->cols == NULL || e->prevs == NULL ||
         e->noprev == NULL || e->keys == NULL || e->ids == NULL || e->ks_rec == NULL ||
-        e->ks_epoch == NULL || vg_vm_new(rs, &e->vm) != VG_OK) {
+        e->ks_hash == NULL || e->ks_off == NULL || e->ks_len == NULL || e->kspre[0] == NULL ||
+        e->kspre[1] == NULL || e->ks_epoch == NULL || vg_vm_new(rs, &e->vm) != VG_OK) {
         vg_engine_close(e);
         return VG_ENOMEM;
     }
@@ -267,10 +324,15 @@ vg_engine_close(vg_engine *e)
             keyrec_free(e, e->keys[i].k);
     free(e->ks_rec);
     free(e->ks_epoch);
+    free(e->ks_hash);
+    free(e->ks_off);
+    free(e->ks_len);
+    for (int s = 0; s < VG_NSTREAMS; s++)
+        free(e->kspre[s]);
+    vg_buf_free(&e->ksbuf);
 
-    free(e->keys);
-    free(e->ids);
-    vg_buf_free(&e->keybuf);
+    table_free(e->keys, e->capkeys, sizeof(keyslot));
+    table_free(e->ids, e->capids, sizeof(idrec));
     vg_buf_free(&e->msgbuf);
     vg_buf_free(&e->jsonbuf);
     vg_buf_free(&e->scratch);
@@ -337,7 +399,7 @@ id_slot(idrec *tab, size_t cap, uint64_t h, uint64_t h2)
 static vg_err
 ids_rebuild(vg_engine *e, size_t cap)
 {
-    idrec *tab = calloc(cap, sizeof(idrec));
+    idrec *tab = table_alloc(cap, sizeof(idrec));
     if (tab == NULL)
         return VG_ENOMEM;
     size_t live = 0;
@@ -348,7 +410,7 @@ ids_rebuild(vg_engine *e, size_t cap)
         *id_slot(tab, cap, r->hash, r->hash2) = *r;
         live++;
     }
-    free(e->ids);
+    table_free(e->ids, e->capids, sizeof(idrec));
     e->ids = tab;
     e->capids = cap;
     e->nids = live;
@@ -385,12 +447,6 @@ ids_add_hashed(vg_engine *e, uint64_t h, uint64_t h2, int64_t t, bool saved, boo
     return VG_OK;
 }
 
-static vg_err
-ids_add(vg_engine *e, const char *id, uint32_t len, int64_t t, bool *dup)
-{
-    return ids_add_hashed(e, hash_bytes(id, len, 0), hash2(id, len), t, false, dup);
-}
-
 /* ---- Key records ------------------------------------------------------------
  * The table holds (hash, pointer) pairs: a probe compares hashes without
  * touching the records, and a record never moves, so a pointer to it stays
@@ -413,23 +469,28 @@ key_find(keyslot *tab, size_t cap, uint64_t h, uint16_t ks, const char *key, uin
 static vg_err
 keys_rehash(vg_engine *e, size_t cap)
 {
-    keyslot *tab = calloc(cap, sizeof(keyslot));
+    keyslot *tab = table_alloc(cap, sizeof(keyslot));
     if (tab == NULL)
         return VG_ENOMEM;
-    for (size_t i = 0; i < e->capkeys; i++)
-        if (e->keys[i].hash)
-            *key_find(tab, cap, e->keys[i].hash, e->keys[i].k->keyspace, e->keys[i].k->key,
-                      e->keys[i].k->keylen) = e->keys[i];
-    free(e->keys);
+    /* the keys are distinct: each goes to the first free slot of its probe
+     * sequence, without touching its record */
+    for (size_t i = 0; i < e->capkeys; i++) {
+        if (e->keys[i].hash == 0)
+            continue;
+        size_t j = e->keys[i].hash & (cap - 1);
+        while (tab[j].hash != 0)
+            j = (j + 1) & (cap - 1);
+        tab[j] = e->keys[i];
+    }
+    table_free(e->keys, e->capkeys, sizeof(keyslot));
     e->keys = tab;
     e->capkeys = cap;
     return VG_OK;
 }
 
 static keyrec *
-key_get(vg_engine *e, uint16_t ks, const char *key, uint32_t len)
+key_get(vg_engine *e, uint16_t ks, const char *key, uint32_t len, uint64_t h)
 {
-    uint64_t h = hash_bytes(key, len, ks);
     keyslot *sl = key_find(e->keys, e->capkeys, h, ks, key, len);
     if (sl->hash != 0)
         return sl->k;
@@ -536,6 +597,49 @@ render_message(vg_engine *e, const vg_rule *r, const vg_vm_ctx *ctx, unsigned di
     return err;
 }
 
+/* Computes the event's key in each keyspace its stream's rules use (keys:
+ * shortest form; empty: the rules skip the event) and prefetches its slot. */
+static vg_err
+keys_prepare(vg_engine *e, const vg_event *ev)
+{
+    vg_vm_ctx ctx = {.ev = ev};
+    e->ksbuf.len = 0;
+    for (size_t j = 0; j < e->nkspre[ev->stream]; j++) {
+        const struct kspre *p = &e->kspre[ev->stream][j];
+        const vg_rule *r = vg_ruleset_rule(e->rs, p->rule);
+        vg_value kv = vg_vm_eval(e->vm, &r->key, &ctx);
+        size_t off = e->ksbuf.len;
+        vg_err err = vg_value_format(&kv, false, 0, r->key.en, &e->ksbuf);
+        if (err == VG_OK)
+            err = vg_buf_append(&e->ksbuf, "", 0);
+        if (err)
+            return err;
+        e->ks_off[p->ks] = off;
+        e->ks_len[p->ks] = e->ksbuf.len - off;
+        e->ks_hash[p->ks] = hash_bytes(e->ksbuf.data + off, e->ks_len[p->ks], p->ks);
+        __builtin_prefetch(&e->keys[e->ks_hash[p->ks] & (e->capkeys - 1)]);
+    }
+    return VG_OK;
+}
+
+/* Once the slots are in: prefetches the key records they point to. */
+static void
+keys_prefetch_records(vg_engine *e, vg_stream_id s)
+{
+    for (size_t j = 0; j < e->nkspre[s]; j++) {
+        uint16_t ks = e->kspre[s][j].ks;
+        uint64_t h = e->ks_hash[ks];
+        for (size_t i = h & (e->capkeys - 1);; i = (i + 1) & (e->capkeys - 1)) {
+            if (e->keys[i].hash == 0)
+                break;
+            if (e->keys[i].hash == h) {
+                __builtin_prefetch(e->keys[i].k);
+                break;
+            }
+        }
+    }
+}
+
 static vg_err
 run_rule(vg_engine *e, size_t ri, const vg_event *ev, int64_t t, const vg_value *idv,
          vg_alert_fn fn, void *fctx)
@@ -548,19 +652,15 @@ run_rule(vg_engine *e, size_t ri, const vg_event *ev, int64_t t, const vg_value 
     /* the key, once per keyspace per event: rules that share a key share it */
     keyrec *k = e->ks_rec[r->keyspace];
     if (e->ks_epoch[r->keyspace] != e->epoch) {
-        vg_value kv = vg_vm_eval(e->vm, &r->key, &ctx);
-        e->keybuf.len = 0;
-        vg_err err = vg_buf_append(&e->keybuf, "", 0);
-        if (err == VG_OK)
-            err = vg_value_format(&kv, false, 0, r->key.en, &e->keybuf); /* keys: shortest form */
-        if (err)
-            return err;
-        k = e->keybuf.len == 0 ? NULL
-                               : key_get(e, r->keyspace, e->keybuf.data, (uint32_t)e->keybuf.len);
-        if (k == NULL && e->keybuf.len > 0)
+        /* the key was computed (and its slot prefetched) by keys_prepare() */
+        uint16_t ks = r->keyspace;
+        size_t len = e->ks_len[ks];
+        k = len == 0 ? NULL
+                     : key_get(e, ks, e->ksbuf.data + e->ks_off[ks], (uint32_t)len, e->ks_hash[ks]);
+        if (k == NULL && len > 0)
             return VG_ENOMEM;
-        e->ks_rec[r->keyspace] = k;
-        e->ks_epoch[r->keyspace] = e->epoch;
+        e->ks_rec[ks] = k;
+        e->ks_epoch[ks] = e->epoch;
     }
     if (k == NULL) {
         e->stats[ri].empty_keys++;
@@ -652,10 +752,18 @@ vg_engine_process(vg_engine *e, const vg_event *ev, vg_alert_fn fn, void *ctx, v
         return VG_OK;
     }
     int64_t t = (int64_t)tv->u.num;
-    bool dup;
-    vg_err err = ids_add(e, idv->u.s, idv->len, t, &dup);
+    /* The id's slot, the key slots and then the key records are mostly cache
+     * misses: ask for all of them before using any, so they overlap. */
+    uint64_t h = hash_bytes(idv->u.s, idv->len, 0), h2 = hash2(idv->u.s, idv->len);
+    __builtin_prefetch(&e->ids[h & (e->capids - 1)]);
+    vg_err err = keys_prepare(e, ev);
     if (err)
         return err;
+    bool dup;
+    err = ids_add_hashed(e, h, h2, t, false, &dup);
+    if (err)
+        return err;
+    keys_prefetch_records(e, ev->stream);
     if (dup) {
         *outcome = VG_EV_DUPLICATE;
         return VG_OK;
