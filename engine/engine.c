@@ -45,6 +45,8 @@ struct vg_engine {
     size_t nkspre[VG_NSTREAMS];
     uint64_t *ks_hash;
     size_t *ks_off, *ks_len;
+    /* per keyspace, the `when` rules keyed by it (indices into ksrule_ix) */
+    size_t *ksrule_start, *ksrule_ix;
     vg_buf ksbuf;
     /* dedupe index */
     idrec *ids;
@@ -92,6 +94,28 @@ table_free(void *p, size_t n, size_t size)
         munmap(p, n * size);
     else
         free(p);
+}
+
+/* Groups the `when` rules by keyspace (counting sort, rule order kept). */
+static bool
+ksrules_build(vg_engine *e, size_t nks)
+{
+    e->ksrule_start = calloc(nks + 1, sizeof(size_t));
+    e->ksrule_ix = calloc(e->nrules ? e->nrules : 1, sizeof(size_t));
+    size_t *fill = calloc(nks, sizeof(size_t));
+    bool ok = e->ksrule_start && e->ksrule_ix && fill;
+    for (size_t i = 0; ok && i < e->nrules; i++)
+        if (!vg_ruleset_rule(e->rs, i)->is_match)
+            e->ksrule_start[vg_ruleset_rule(e->rs, i)->keyspace + 1]++;
+    for (size_t k = 1; ok && k <= nks; k++)
+        e->ksrule_start[k] += e->ksrule_start[k - 1];
+    for (size_t i = 0; ok && i < e->nrules; i++) {
+        const vg_rule *r = vg_ruleset_rule(e->rs, i);
+        if (!r->is_match)
+            e->ksrule_ix[e->ksrule_start[r->keyspace] + fill[r->keyspace]++] = i;
+    }
+    free(fill);
+    return ok;
 }
 
 static uint64_t
@@ -174,6 +198,7 @@ vg_engine_open(vg_ruleset *rs, const vg_engine_opts *opts, char *why, size_t why
     e->ks_epoch = calloc(vg_ruleset_nkeyspaces(rs) + 1, sizeof(uint64_t));
     e->epoch = 1;
     size_t nks1 = vg_ruleset_nkeyspaces(rs) + 1;
+    bool ksrules_ok = ksrules_build(e, nks1);
     e->ks_hash = calloc(nks1, sizeof(uint64_t));
     e->ks_off = calloc(nks1, sizeof(size_t));
     e->ks_len = calloc(nks1, sizeof(size_t));
@@ -194,8 +219,9 @@ vg_engine_open(vg_ruleset *rs, const vg_engine_opts *opts, char *why, size_t why
     e->gen = 1;
     if (e->stats == NULL || e->aggs == NULL || e->cols == NULL || e->prevs == NULL ||
         e->noprev == NULL || e->keys == NULL || e->ids == NULL || e->ks_rec == NULL ||
-        e->ks_hash == NULL || e->ks_off == NULL || e->ks_len == NULL || e->kspre[0] == NULL ||
-        e->kspre[1] == NULL || e->ks_epoch == NULL || vg_vm_new(rs, &e->vm) != VG_OK) {
+        !ksrules_ok || e->ks_hash == NULL || e->ks_off == NULL || e->ks_len == NULL ||
+        e->kspre[0] == NULL || e->kspre[1] == NULL || e->ks_epoch == NULL ||
+        vg_vm_new(rs, &e->vm) != VG_OK) {
         vg_engine_close(e);
         return VG_ENOMEM;
     }
@@ -325,6 +351,8 @@ vg_engine_close(vg_engine *e)
     free(e->ks_rec);
     free(e->ks_epoch);
     free(e->ks_hash);
+    free(e->ksrule_start);
+    free(e->ksrule_ix);
     free(e->ks_off);
     free(e->ks_len);
     for (int s = 0; s < VG_NSTREAMS; s++)
@@ -659,6 +687,10 @@ run_rule(vg_engine *e, size_t ri, const vg_event *ev, int64_t t, const vg_value 
                      : key_get(e, ks, e->ksbuf.data + e->ks_off[ks], (uint32_t)len, e->ks_hash[ks]);
         if (k == NULL && len > 0)
             return VG_ENOMEM;
+        /* the states of this key's other rules will be wanted next */
+        for (size_t j = e->ksrule_start[ks]; k != NULL && j < e->ksrule_start[ks + 1]; j++)
+            if (k->rules[e->ksrule_ix[j]] != NULL)
+                __builtin_prefetch(k->rules[e->ksrule_ix[j]]);
         e->ks_rec[ks] = k;
         e->ks_epoch[ks] = e->epoch;
     }
