@@ -4,6 +4,7 @@
  * digits, missing values as null).
  */
 #include <openssl/evp.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -44,10 +45,23 @@ json_str(vg_buf *b, const char *s, size_t len)
         case '\r': err = vg_buf_puts(b, "\\r"); break;
         case '\t': err = vg_buf_puts(b, "\\t"); break;
         default:
-            if (c < 0x20 || c == 0x7F)
+            if (c < 0x20 || c == 0x7F) {
                 err = vg_buf_printf(b, "\\u%04x", c);
-            else
+            } else if (c < 0x80) {
                 err = vg_buf_putc(b, (char)c);
+            } else {
+                /* input is not checked for UTF-8 on the way in: a byte
+                 * that does not start a valid sequence becomes U+FFFD, so
+                 * the output is always valid JSON */
+                uint32_t cp;
+                size_t n = vg_utf8_decode((const unsigned char *)s + i, len - i, &cp);
+                if (n == 0) {
+                    err = vg_buf_puts(b, "\\ufffd");
+                } else {
+                    err = vg_buf_append(b, s + i, n);
+                    i += n - 1;
+                }
+            }
         }
     }
     return err ? err : vg_buf_putc(b, '"');
@@ -61,6 +75,9 @@ json_value(vg_buf *b, const vg_value *v, bool money, unsigned digits)
     switch ((vg_vkind)v->kind) {
     case VG_V_MISSING: return vg_buf_puts(b, "null");
     case VG_V_NUM:
+        if (!isfinite(v->u.num))
+            return vg_buf_puts(b, "null"); /* JSON has no infinity */
+        /* fall through */
     case VG_V_BOOL: return vg_value_format(v, money, digits, NULL, b);
     default: {
         vg_buf t = {0};

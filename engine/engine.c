@@ -450,6 +450,14 @@ static vg_err
 ids_add_hashed(vg_engine *e, uint64_t h, uint64_t h2, int64_t t, bool saved, bool *dup)
 {
     idrec *r = id_slot(e->ids, e->capids, h, h2);
+    if (r->hash != 0 && e->have_clock && r->time_ms < e->clock - e->horizon_ms) {
+        /* seen, but longer ago than the horizon: forgotten, so new again
+         * (as if the table had been pruned just now) */
+        *dup = false;
+        r->time_ms = t;
+        r->saved = saved;
+        return VG_OK;
+    }
     if (r->hash != 0) {
         *dup = true;
         return VG_OK;

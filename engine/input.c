@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +53,8 @@ struct vg_reader {
     json_t *json;
     vg_buf attrbuf; /* vg_attr of a JSONL row's attrs */
     bool want_map;  /* a map file sets the fields: no column need name one */
+    bool at_end;    /* pb: the file was cut short; the next read is the end */
+    bool row_ids;   /* some event's id was its row number */
     const char *label;
     /* map file */
     vg_ruleset *map;
@@ -100,6 +103,12 @@ vg_format_of_path(const char *path)
     if (strcasecmp(dot, ".pb") == 0)
         return VG_FMT_PB;
     return VG_FMT_AUTO;
+}
+
+bool
+vg_reader_row_ids(const vg_reader *rd)
+{
+    return rd->row_ids;
 }
 
 void
@@ -163,6 +172,22 @@ read_line(vg_reader *rd, bool *io_error)
     if (any)
         rd->lineno++;
     return any;
+}
+
+/* A `stream` value: txn (or empty) or event, any case, white space around
+ * ignored. -1 when it is neither. */
+static int
+stream_of(const char *t, size_t n)
+{
+    while (n > 0 && (*t == ' ' || *t == '\t'))
+        t++, n--;
+    while (n > 0 && (t[n - 1] == ' ' || t[n - 1] == '\t'))
+        n--;
+    if (n == 0 || (n == 3 && strncasecmp(t, "txn", 3) == 0))
+        return VG_STREAM_TXN;
+    if (n == 5 && strncasecmp(t, "event", 5) == 0)
+        return VG_STREAM_EVENT;
+    return -1;
 }
 
 /* ---- CSV -------------------------------------------------------------------- */
@@ -275,6 +300,9 @@ csv_header(vg_reader *rd, char *why, size_t whylen)
         return VG_ENOMEM;
     rd->stream_col = rd->label_col = -1;
     int mapped = 0;
+    int seen[VG_NSTREAMS][VG_MAX_FIELDS]; /* the column that set each field, + 1 */
+    memset(seen, 0, sizeof seen);
+    bool has_time = false;
     for (uint32_t i = 0; i < rd->ncols; i++) {
         const char *name = cell_text(rd, i);
         uint32_t len = rd->cellv[i].len;
@@ -292,6 +320,16 @@ csv_header(vg_reader *rd, char *why, size_t whylen)
             const vg_field *f = vg_schema_field(rd->sc, (vg_stream_id)s, name, len);
             rd->colfield[s][i] = f && f->type != VG_FT_MAP ? (int)f->slot : -1;
             mapped += f != NULL;
+            has_time |= f != NULL && f->type == VG_FT_TIME;
+            if (f != NULL && seen[s][f->slot] && !rd->want_map) {
+                snprintf(why, whylen,
+                         "its header names '%s' twice (columns %d and %u): which one is meant? "
+                         "rename one",
+                         rd->colnames[i], seen[s][f->slot], i + 1);
+                return VG_EINVAL;
+            }
+            if (f != NULL)
+                seen[s][f->slot] = (int)i + 1;
         }
         if (len == 6 && memcmp(name, "stream", 6) == 0)
             rd->stream_col = (int)i;
@@ -300,6 +338,12 @@ csv_header(vg_reader *rd, char *why, size_t whylen)
     }
     if (rd->label && rd->label_col < 0) {
         snprintf(why, whylen, "it has no column '%s' for --label", rd->label);
+        return VG_EINVAL;
+    }
+    if (mapped > 0 && !has_time && !rd->want_map) {
+        snprintf(why, whylen,
+                 "its header has no 'time' column, and every event needs a time; name the "
+                 "column that holds it 'time', or give a map file with --map (time = ...)");
         return VG_EINVAL;
     }
     if (mapped == 0 && !rd->want_map) {
@@ -487,12 +531,12 @@ csv_next(vg_reader *rd, vg_event *ev, uint64_t *line, int *label)
     if (rd->stream_col >= 0) {
         const char *t = cell_text(rd, (uint32_t)rd->stream_col);
         uint32_t n = rd->cellv[rd->stream_col].len;
-        if (n == 5 && memcmp(t, "event", 5) == 0)
-            s = VG_STREAM_EVENT;
-        else if (!(n == 0 || (n == 3 && memcmp(t, "txn", 3) == 0))) {
+        int sv = stream_of(t, n);
+        if (sv < 0) {
             reject(rd, "stream '%.*s' is neither txn nor event", (int)(n > 40 ? 40 : n), t);
             return VG_READ_REJECT;
         }
+        s = (vg_stream_id)sv;
     }
     vg_event_clear(ev, s);
     rd->nmoney = 0;
@@ -512,10 +556,12 @@ csv_next(vg_reader *rd, vg_event *ev, uint64_t *line, int *label)
     const vg_field *id = rd->idfield[s];
     if (id != NULL && ev->v[id->slot].kind == VG_V_MISSING) {
         int n = snprintf(rd->idbuf, sizeof rd->idbuf, "%llu", (unsigned long long)rd->datarow);
+        rd->row_ids = true;
         ev->v[id->slot].kind = VG_V_STR;
         ev->v[id->slot].u.s = rd->idbuf;
         ev->v[id->slot].len = (uint32_t)n;
     }
+    vg_event_defaults(rd->sc, ev); /* an empty cell is what an absent wire field is */
     if (rd->label_col >= 0)
         *label = label_of(cell_text(rd, (uint32_t)rd->label_col), rd->cellv[rd->label_col].len);
     return VG_READ_EVENT;
@@ -558,13 +604,12 @@ jsonl_next(vg_reader *rd, vg_event *ev, uint64_t *line, int *label)
     vg_stream_id s = VG_STREAM_TXN;
     json_t *st = json_object_get(rd->json, "stream");
     if (st != NULL) {
-        const char *t = json_is_string(st) ? json_string_value(st) : "";
-        if (strcmp(t, "event") == 0)
-            s = VG_STREAM_EVENT;
-        else if (strcmp(t, "txn") != 0) {
+        int sv = json_is_string(st) ? stream_of(json_string_value(st), json_string_length(st)) : -1;
+        if (sv < 0) {
             reject(rd, "\"stream\" must be \"txn\" or \"event\"");
             return VG_READ_REJECT;
         }
+        s = (vg_stream_id)sv;
     }
     vg_event_clear(ev, s);
     rd->nmoney = 0;
@@ -612,9 +657,11 @@ jsonl_next(vg_reader *rd, vg_event *ev, uint64_t *line, int *label)
                 ev->v[f->slot].kind = VG_V_NUM;
                 ev->v[f->slot].u.num = json_number_value(val);
             }
-        } else if (json_is_integer(val) && f->type == VG_FT_TIME) {
-            ev->v[f->slot].kind = VG_V_TIME;
-            ev->v[f->slot].u.num = (double)json_integer_value(val);
+        } else if (f->type == VG_FT_TIME && json_is_number(val) &&
+                   json_number_value(val) == floor(json_number_value(val)) &&
+                   fabs(json_number_value(val)) < 9e15) {
+            ev->v[f->slot].kind = VG_V_TIME; /* epoch ms, 1714557600000 or 1.7145576e12 */
+            ev->v[f->slot].u.num = json_number_value(val);
         } else if (json_is_boolean(val) && f->type == VG_FT_BOOL) {
             ev->v[f->slot].kind = VG_V_BOOL;
             ev->v[f->slot].u.num = json_is_true(val);
@@ -634,10 +681,11 @@ jsonl_next(vg_reader *rd, vg_event *ev, uint64_t *line, int *label)
     ev->nattrs = (uint32_t)(rd->attrbuf.len / sizeof(vg_attr));
     if (!set_money(rd, ev))
         return VG_READ_REJECT;
+    vg_event_defaults(rd->sc, ev); /* an absent member is what an absent wire field is */
     if (rd->label) {
         json_t *l = json_object_get(rd->json, rd->label);
-        *label = 0;
-        if (json_is_true(l) || (json_is_integer(l) && json_integer_value(l) == 1))
+        *label = l == NULL ? -1 : 0; /* -1: the row says nothing */
+        if (json_is_true(l) || (json_is_number(l) && json_number_value(l) == 1))
             *label = 1;
         else if (json_is_string(l))
             *label = label_of(json_string_value(l), json_string_length(l));
@@ -656,10 +704,17 @@ pb_next(vg_reader *rd, vg_event *ev, uint64_t *line)
     for (;;) {
         c = fgetc(rd->f);
         if (c == EOF) {
-            if (shift == 0 && !ferror(rd->f))
+            if ((shift == 0 && !ferror(rd->f)) || rd->at_end)
                 return VG_READ_END;
-            reject(rd, ferror(rd->f) ? "can't read" : "the file ends inside a length prefix");
-            return VG_READ_ERROR;
+            if (ferror(rd->f)) {
+                reject(rd, "can't read: %s", strerror(errno));
+                return VG_READ_ERROR;
+            }
+            /* a truncated tail: one bad record, then the end */
+            *line = ++rd->lineno;
+            rd->at_end = true;
+            reject(rd, "the file ends inside a length prefix (a truncated last message)");
+            return VG_READ_REJECT;
         }
         rd->done++;
         len |= (uint64_t)(c & 0x7F) << shift;
@@ -684,8 +739,14 @@ pb_next(vg_reader *rd, vg_event *ev, uint64_t *line)
         size_t want = len - rd->rec.len < sizeof chunk ? (size_t)(len - rd->rec.len) : sizeof chunk;
         size_t n = fread(chunk, 1, want, rd->f);
         if (n == 0) {
-            reject(rd, "the file ends inside a message");
-            return VG_READ_ERROR;
+            if (ferror(rd->f)) {
+                reject(rd, "can't read: %s", strerror(errno));
+                return VG_READ_ERROR;
+            }
+            rd->at_end = true;
+            reject(rd, "the file ends inside a message (%llu of its %llu bytes are there)",
+                   (unsigned long long)rd->rec.len, (unsigned long long)len);
+            return VG_READ_REJECT;
         }
         rd->done += n;
         if (vg_buf_append(&rd->rec, chunk, n) != VG_OK)
@@ -728,12 +789,14 @@ map_open(vg_reader *rd, const vg_reader_opts *opts, char *why, size_t whylen)
                                 &copts, &rd->map_errors, &rd->map);
     if (opts->map_errors)
         *opts->map_errors = rd->map_errors;
+    if (err && opts->map_failed)
+        *opts->map_failed = true;
     if (err == VG_ECOMPILE) {
         snprintf(why, whylen, "the map file '%s' has errors", opts->map_path);
         return VG_ECOMPILE;
     }
     if (err) {
-        snprintf(why, whylen, "can't read the map file '%s'", opts->map_path);
+        snprintf(why, whylen, "can't read the map file '%s': %s", opts->map_path, vg_strerror(err));
         return err;
     }
     rd->assigns = vg_ruleset_map(rd->map, &rd->nassigns);

@@ -29,6 +29,7 @@ typedef struct vg_reader_opts {
     vg_diag_fn diag;      /* where a broken map file's diagnostics go */
     void *diag_ctx;
     unsigned *map_errors; /* out, when not NULL: how many errors the map file had */
+    bool *map_failed;     /* out, when not NULL: the error is the map file's, not the input's */
 } vg_reader_opts;
 
 /* Opens path ("-": standard input) for reading events of schema sc.
@@ -50,11 +51,16 @@ typedef enum vg_read {
 /* The next event. *line is the 1-based line (CSV, JSONL) or record (pb) the
  * event or rejection came from; *reason (valid until the next call) explains
  * a rejection. *label is 1 when the label column says fraud (1, true, yes,
- * fraud, any case), 0 when it says otherwise, -1 without --label. */
+ * fraud, any case), 0 when it says otherwise, -1 without --label or when
+ * a JSONL row has no such member. */
 vg_read vg_reader_next(vg_reader *rd, vg_event *ev, uint64_t *line, const char **reason,
                        int *label);
 
 /* Bytes read so far and the size of the input (0 when unknown: a pipe). */
 void vg_reader_progress(const vg_reader *rd, uint64_t *done, uint64_t *total);
+
+/* Whether some event so far got its row number as its id (CSV without an id
+ * column or a map that sets one). */
+bool vg_reader_row_ids(const vg_reader *rd);
 
 #endif

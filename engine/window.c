@@ -189,7 +189,7 @@ window_value(const rstate *s, uint32_t ncols, const vg_aggspec *a, uint32_t from
         if (a->fn == VG_AGG_SUM)
             *out = number(sum); /* over an empty window: 0 */
         else
-            *out = n ? number(a->money ? (double)xsum / 10000.0 / n : sum / n) : missing;
+            *out = n ? number(a->money ? (double)xsum / (10000.0 * (double)n) : sum / n) : missing;
         return VG_OK;
     }
     case VG_AGG_MIN:
@@ -254,7 +254,8 @@ history_value(const hist *h, const vg_aggspec *a)
     case VG_AGG_AVG:
         if (h->n == 0)
             return missing;
-        return number(a->money ? (double)h->xsum / 10000.0 / (double)h->n : h->sum / (double)h->n);
+        return number(a->money ? (double)h->xsum / (10000.0 * (double)h->n)
+                               : h->sum / (double)h->n);
     case VG_AGG_MIN: return h->n ? typed(h->min, a->kind) : missing;
     case VG_AGG_MAX: return h->n ? typed(h->max, a->kind) : missing;
     default: return missing; /* distinct and seen have no history form */

@@ -22,6 +22,32 @@ vg_event_clear(vg_event *ev, vg_stream_id s)
     memset(ev->v, 0, sizeof ev->v);
 }
 
+void
+vg_event_defaults(const vg_schema *sc, vg_event *ev)
+{
+    size_t n = vg_schema_nfields(sc, ev->stream);
+    const vg_field *fields = vg_schema_field_at(sc, ev->stream, 0);
+    for (size_t i = 0; i < n; i++) {
+        const vg_field *f = &fields[i];
+        vg_value *v = &ev->v[f->slot];
+        if (v->kind != VG_V_MISSING || (f->flags & VG_FIELD_OPTIONAL) ||
+            (f->name[0] == 'i' && f->name[1] == 'd' && f->name[2] == 0))
+            continue;
+        switch (f->type) {
+        case VG_FT_STRING:
+            v->kind = VG_V_STR;
+            v->u.s = "";
+            v->len = 0;
+            break;
+        case VG_FT_NUMBER: v->kind = VG_V_NUM, v->u.num = 0; break;
+        case VG_FT_BOOL: v->kind = VG_V_BOOL, v->u.num = 0; break;
+        case VG_FT_ENUM: v->kind = VG_V_ENUM, v->u.num = 0; break;
+        case VG_FT_TIME:
+        case VG_FT_MAP: break;
+        }
+    }
+}
+
 double
 vg_pow10(unsigned digits)
 {

@@ -169,8 +169,10 @@ vg_parse_time(const char *s, size_t len, int64_t *ms)
     if (!digits(s, len, &i, 4, &y) || i >= len || s[i++] != '-' || !digits(s, len, &i, 2, &mo) ||
         i >= len || s[i++] != '-' || !digits(s, len, &i, 2, &d))
         return false;
-    if (mo < 1 || mo > 12 || d < 1 || d > 31)
-        return false;
+    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || (mo == 2 && d == 29 && !leap))
+        return false; /* 2024-02-30 is no date */
     int64_t offset_min = 0;
     if (i < len && (s[i] == 'T' || s[i] == 't' || s[i] == ' ')) {
         i++;

@@ -53,6 +53,13 @@ typedef struct vg_event {
 /* Makes ev an event of stream s with every field missing and no attrs. */
 void vg_event_clear(vg_event *ev, vg_stream_id s);
 
+/* Gives each field still missing what an absent field is on the wire: the
+ * proto3 zero value ("", 0, the *_UNSPECIFIED enum, false), except fields
+ * that are `optional` (they stay missing), `id` and the time (text readers
+ * tell an absent id or time from a zero one). Text readers call it last, so
+ * CSV, JSONL and protobuf input give the same event. */
+void vg_event_defaults(const vg_schema *sc, vg_event *ev);
+
 /* Decimal digits of an ISO 4217 currency's minor unit: 0 (JPY), 3 (KWD),
  * 4 (CLF), else 2 (unknown and empty codes included). */
 unsigned vg_currency_digits(const char *code, size_t len);

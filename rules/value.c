@@ -18,13 +18,48 @@ format_number(double v, vg_buf *out)
         return vg_buf_putc(out, '0');                  /* -0 prints as 0 */
     if (v == floor(v) && fabs(v) < 9007199254740992.0) /* 2^53: exact integers */
         return vg_buf_printf(out, "%lld", (long long)v);
+    if (!isfinite(v))
+        return vg_buf_puts(out, isnan(v) ? "nan" : v > 0 ? "inf" : "-inf");
+    /* the fewest significant digits that read back as v ... */
     char buf[40];
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(buf, sizeof buf, "%.*g", prec, v);
+    for (int prec = 0; prec <= 16; prec++) {
+        snprintf(buf, sizeof buf, "%.*e", prec, v);
         if (strtod(buf, NULL) == v)
             break;
     }
-    return vg_buf_puts(out, buf);
+    /* ... laid out as a plain decimal (2e-07 is 0.0000002), except far
+     * from 1, where the exponent form is shorter (JSON reads both) */
+    char *e = strchr(buf, 'e');
+    int exp = atoi(e + 1);
+    if (exp < -20 || exp > 20) {
+        char *m = e; /* drop a trailing ".0" style mantissa tail: 1.0e+300 -> 1e+300 */
+        while (m > buf && m[-1] == '0')
+            m--;
+        if (m > buf && m[-1] == '.')
+            m--;
+        return vg_buf_printf(out, "%.*s%s", (int)(m - buf), buf, e);
+    }
+    char digits[24];
+    size_t nd = 0;
+    for (const char *p = buf; p < e; p++)
+        if (*p >= '0' && *p <= '9')
+            digits[nd++] = *p;
+    while (nd > 1 && digits[nd - 1] == '0')
+        nd--;
+    vg_err err = v < 0 ? vg_buf_putc(out, '-') : VG_OK;
+    if (exp < 0) {
+        err = err ? err : vg_buf_puts(out, "0.");
+        for (int i = -1; i > exp && err == VG_OK; i--)
+            err = vg_buf_putc(out, '0');
+        return err ? err : vg_buf_append(out, digits, nd);
+    }
+    for (int i = 0; i <= exp && err == VG_OK; i++)
+        err = vg_buf_putc(out, (size_t)i < nd ? digits[i] : '0');
+    if (err == VG_OK && (size_t)exp + 1 < nd) {
+        err = vg_buf_putc(out, '.');
+        err = err ? err : vg_buf_append(out, digits + exp + 1, nd - (size_t)exp - 1);
+    }
+    return err;
 }
 
 /* 2024-05-01T12:00:00.000Z for Unix epoch ms. */

@@ -178,6 +178,20 @@ done
 [ -s "$tmp/alerts.csv" ] && ok || bad "the examples raise no alert on generated data"
 cmp -s "$tmp/alerts.csv" "$tmp/alerts.jsonl" && ok || bad "csv and jsonl inputs give different alerts"
 cmp -s "$tmp/alerts.csv" "$tmp/alerts.pb" && ok || bad "csv and pb inputs give different alerts"
+# rules that see unset fields: their zero value must be the same in every format
+cat >"$tmp/unset.vgl" <<'EOF2'
+rule km { key account_id + ":" + merchant_id when count() over 1h >= 2 }
+rule nocp { where counterparty_id == "" and amount > 2000 }
+rule nochan { where channel == CHANNEL_UNSPECIFIED }
+rule nocard { key card_id when count() over 1d >= 3 }
+rule logins { on event where kind == "login" and ip == "" and not success }
+EOF2
+for f in csv jsonl pb; do
+    expect 0 "replay $f (unset fields)" -- "$vigil" replay -q --rules "$tmp/unset.vgl" --input "$tmp/g.$f" --out "$tmp/unset.$f"
+done
+[ -s "$tmp/unset.csv" ] && ok || bad "the unset-field rules raise no alert"
+cmp -s "$tmp/unset.csv" "$tmp/unset.jsonl" && ok || bad "csv and jsonl give different alerts on unset fields"
+cmp -s "$tmp/unset.csv" "$tmp/unset.pb" && ok || bad "csv and pb give different alerts on unset fields"
 expect 0 "replay twice" -- "$vigil" replay -q --rules "$top/rules/examples" --input "$tmp/g.csv" --out "$tmp/alerts2.csv"
 cmp -s "$tmp/alerts.csv" "$tmp/alerts2.csv" && ok || bad "two replays differ"
 expect 0 "replay with labels" -- "$vigil" replay --rules "$top/rules/examples" --input "$tmp/g.csv" --label is_fraud --out /dev/null
@@ -200,7 +214,7 @@ TMPDIR="$tmp/tmpdir" expect 0 "a small cache: state goes to LMDB and back" -- "$
 cmp -s "$tmp/a4" "$tmp/alerts.csv" && ok || bad "--cache-keys 50 changes the alerts"
 [ -z "$(ls -A "$tmp/tmpdir")" ] && ok || bad "a temporary state folder was left behind in \$TMPDIR"
 expect 66 "replay of a missing file" -- "$vigil" replay --rules "$top/rules/examples" --input "$tmp/none.csv"
-expect 65 "replay of a file of no known format" -- "$vigil" replay --rules "$top/rules/examples" --input "$tmp/g.txt"
+expect 64 "replay of a file of no known format" -- "$vigil" replay --rules "$top/rules/examples" --input "$tmp/g.txt"
 printf 'a,b\n1,2\n' >"$tmp/nofields.csv"
 expect 65 "replay of a CSV without field columns" -- "$vigil" replay --rules "$top/rules/examples" --input "$tmp/nofields.csv"
 grep_in "$tmp/err" "give a map file with --map" "no-field CSV says what to do"
@@ -208,6 +222,9 @@ printf 'rule big { key account_id where amount > 1 }\n' >"$tmp/big.vgl"
 printf 'account_id = a\namount = b\ncurrency = "EUR"\ntime = a * 1h\n' >"$tmp/nofields.map"
 expect 0 "a map over a CSV whose columns name no field" -- "$vigil" replay -q --rules "$tmp/big.vgl" --input "$tmp/nofields.csv" --map "$tmp/nofields.map"
 grep_in "$tmp/out" '"key":"1","time_ms":3600000,"event_id":"1"' "the map sets key, time and id (row number)"
+expect 0 "row-number ids, first file" -- "$vigil" replay -q --rules "$tmp/big.vgl" --input "$tmp/nofields.csv" --map "$tmp/nofields.map" --state "$tmp/rowstate"
+expect 0 "row-number ids, second file" -- "$vigil" replay --rules "$tmp/big.vgl" --input "$tmp/nofields.csv" --map "$tmp/nofields.map" --state "$tmp/rowstate" --out /dev/null
+grep_in "$tmp/err" "ids are row numbers here" "duplicates from row-number ids are explained"
 expect 0 "--flush is accepted (when rules have no deadlines)" -- "$vigil" replay -q --flush --rules "$tmp/big.vgl" --input "$tmp/nofields.csv" --map "$tmp/nofields.map"
 expect 64 "--config is refused plainly" -- "$vigil" replay --config "$tmp/c.yaml" --rules "$tmp/big.vgl" --input "$tmp/nofields.csv"
 grep_in "$tmp/err" "not available in this version" "--config says it is not in this version"
@@ -215,6 +232,29 @@ printf 'account_id = nameOrg\n' >"$tmp/typo.map"
 expect 1 "a map naming a missing column" -- "$vigil" replay -q --rules "$tmp/big.vgl" --input "$tmp/nofields.csv" --map "$tmp/typo.map"
 grep_in "$tmp/err" "typo.map:1:14: error: the CSV header has no column 'nameOrg'" "the map error says where and what"
 expect 64 "replay without rules" -- "$vigil" replay --input "$tmp/g.csv"
+expect 64 "--map with JSONL input" -- "$vigil" replay --rules "$tmp/big.vgl" --input "$tmp/g.jsonl" --map "$tmp/nofields.map"
+grep_in "$tmp/err" "map applies to CSV input only" "--map on JSONL says why"
+expect 64 "standard input without --format" -- sh -c "\"$vigil\" replay --rules \"$tmp/big.vgl\" --input - <\"$tmp/g.csv\""
+grep_in "$tmp/err" "say its format with --format" "stdin without --format says what to do"
+expect 66 "a missing map file" -- "$vigil" replay --rules "$tmp/big.vgl" --input "$tmp/nofields.csv" --map "$tmp/nosuch.map"
+[ "$(wc -l <"$tmp/err")" -eq 1 ] && grep -q "nosuch.map" "$tmp/err" && ok || bad "a missing map file is one message naming the map"
+expect 66 "alerts to a full disk" -- "$vigil" replay -q --rules "$top/rules/examples" --input "$tmp/g.csv" --out /dev/full
+grep_in "$tmp/err" "writing the alerts to /dev/full failed" "a failed write says so"
+head -c $(($(wc -c <"$tmp/g.pb") - 7)) "$tmp/g.pb" >"$tmp/cut.pb"
+expect 0 "a truncated pb file" -- "$vigil" replay --rules "$tmp/big.vgl" --input "$tmp/cut.pb" --out /dev/null
+grep_in "$tmp/err" ", 1 rejected," "the cut-off last message is counted as rejected"
+grep_in "$tmp/err" "cut.pb:[0-9]*: the file ends inside a message" "the cut-off message is named"
+printf 'id,time,account_id,amount,amount\n1,1,a,1,2\n' >"$tmp/twice.csv"
+expect 65 "a header naming a field twice" -- "$vigil" replay --rules "$tmp/big.vgl" --input "$tmp/twice.csv"
+grep_in "$tmp/err" "names 'amount' twice (columns 4 and 5)" "the repeated column is named"
+printf 'step,type,amount\n1,PAYMENT,5\n' >"$tmp/notime.csv"
+expect 65 "a header without time" -- "$vigil" replay --rules "$tmp/big.vgl" --input "$tmp/notime.csv"
+grep_in "$tmp/err" "no 'time' column" "a missing time column is one clear error"
+printf '{"id":"1","time":1000,"account_id":"a","amount":5,"stream":" TXN "}\n{"id":"2","time":2e3,"account_id":"a","amount":5,"fraud":1.0}\n' >"$tmp/lab.jsonl"
+expect 0 "JSONL with a partly absent label" -- "$vigil" replay --rules "$tmp/big.vgl" --input "$tmp/lab.jsonl" --label fraud --out "$tmp/lab.out"
+grep_in "$tmp/err" "2 accepted" "stream any case, time 2e3"
+grep_in "$tmp/err" "1 events labelled fraud" "a label of 1.0 is fraud"
+grep_in "$tmp/err" "1 events have no member 'fraud'" "rows without the label are counted and said"
 printf 'rule r { where amout > 1 }\n' >"$tmp/bad.vgl"
 expect 1 "replay with rules that do not compile" -- "$vigil" replay --rules "$tmp/bad.vgl" --input "$tmp/g.csv"
 

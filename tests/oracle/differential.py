@@ -53,7 +53,9 @@ def passes_where(r, e):
 def value(r, e):
     """The aggregate's argument on event e, or None when missing."""
     if r["agg"] in ("distinct", "seen"):
-        return e["merchant_id"] or None  # an empty cell sets nothing: missing
+        # an empty cell sets nothing, and an unset string field is "" (its
+        # proto3 zero value), a value like any other; lat is optional: missing
+        return e["merchant_id"]
     if r["agg"] == "count":
         return 1
     x = e[r["field"]]

@@ -38,6 +38,9 @@ replay_usage(FILE *f)
             "  -i, --input FILE     events: CSV with a header row, JSONL, or length-delimited\n"
             "                       protobuf Event messages; '-' reads standard input\n"
             "  -f, --format FMT     csv, jsonl or pb (default: from the file extension)\n"
+            "      --map FILE       CSV only: how to make fields from columns, one\n"
+            "                       `field = EXPR` per line (docs/replay.md; maps for PaySim\n"
+            "                       and Sparkov are in docs/maps/)\n"
             "      --label COLUMN   a column (CSV) or member (JSONL) marking fraud (1, true,\n"
             "                       yes or fraud, any case): adds precision and recall per rule\n"
             "  -o, --out FILE       write the alerts to FILE instead of stdout\n"
@@ -61,8 +64,10 @@ replay_usage(FILE *f)
             "and the replay goes on. Event ids are deduplicated as the live engine does.\n"
             "\n"
             "Exit status: 0 success (rejected rows included), 1 the rules do not compile or\n"
-            "--expect differs, 64 usage error, 65 an input not of its format, 66 a file\n"
-            "that cannot be opened.\n");
+            "--expect differs (or the map file has errors), 64 usage error, 65 an input not\n"
+            "of its format, 66 a file that cannot be opened or the output cannot be written.\n"
+            "\n"
+            "More: docs/replay.md.\n");
 }
 
 typedef struct rule_tally {
@@ -414,6 +419,18 @@ cmd_replay(int argc, char **argv)
     vg_format fmt = VG_FMT_AUTO;
     if (format != NULL && (fmt = vg_format_parse(format)) == VG_FMT_AUTO)
         return cli_usage_error("replay", "--format takes csv, jsonl or pb, not '%s'", format);
+    vg_format eff = fmt != VG_FMT_AUTO ? fmt : vg_format_of_path(input);
+    if (eff == VG_FMT_AUTO)
+        return cli_usage_error("replay",
+                               strcmp(input, "-") == 0
+                                   ? "standard input has no extension: say its format with "
+                                     "--format csv, jsonl or pb"
+                                   : "'%s' does not end in .csv, .jsonl or .pb: say its format "
+                                     "with --format",
+                               input);
+    if (map != NULL && eff != VG_FMT_CSV)
+        return cli_usage_error("replay", "--map applies to CSV input only ('%s' is %s)", input,
+                               eff == VG_FMT_JSONL ? "JSONL" : "protobuf");
 
     int rc = VG_EXIT_OK;
     vg_ruleset *rs = NULL;
@@ -435,15 +452,21 @@ cmd_replay(int argc, char **argv)
         goto done;
     char why[256];
     unsigned map_errors = 0;
+    bool map_failed = false;
     vg_reader_opts ropts = {.format = fmt,
                             .map_path = map,
                             .label = label,
                             .diag = print_diag,
-                            .map_errors = &map_errors};
+                            .map_errors = &map_errors,
+                            .map_failed = &map_failed};
     err = vg_reader_open(input, vg_ruleset_schema(rs), &ropts, why, sizeof why, &rd);
     if (err == VG_ECOMPILE) {
         vg_diag_summary(stderr, map_errors);
         rc = VG_EXIT_RULES;
+        goto done;
+    }
+    if (err && map_failed) { /* the map's own diagnostic says what */
+        rc = err == VG_ENOMEM ? 1 : VG_EXIT_NOINPUT;
         goto done;
     }
     if (err) {
@@ -469,7 +492,7 @@ cmd_replay(int argc, char **argv)
     R.tally = calloc(nr ? nr : 1, sizeof(rule_tally));
     R.collect = expect != NULL;
     R.decisions = decisions;
-    uint64_t read = 0, accepted = 0, rejected = 0, dups = 0, fraud = 0;
+    uint64_t read = 0, accepted = 0, rejected = 0, dups = 0, fraud = 0, unlabelled = 0;
     const char *first_reasons[5];
     char *first_store[5] = {0};
     size_t nreasons = 0;
@@ -483,8 +506,10 @@ cmd_replay(int argc, char **argv)
         vg_read r = vg_reader_next(rd, &ev, &line, &reason, &lab);
         if (r == VG_READ_END)
             break;
-        if (r == VG_READ_ERROR) {
-            fprintf(stderr, "%s:%llu: %s\n", input, (unsigned long long)line, reason);
+        if (r == VG_READ_ERROR) { /* counted, and the replay cannot go on */
+            read++;
+            rejected++;
+            fprintf(stderr, "vigil replay: %s:%llu: %s\n", input, (unsigned long long)line, reason);
             rc = VG_EXIT_DATAERR;
             break;
         }
@@ -502,6 +527,7 @@ cmd_replay(int argc, char **argv)
         }
         R.label = lab;
         fraud += lab == 1;
+        unlabelled += lab < 0;
         vg_outcome out;
         err = vg_engine_process(eng, &ev, on_alert, &R, &out, &reason);
         if (err) {
@@ -540,9 +566,10 @@ cmd_replay(int argc, char **argv)
     double dt = now_s() - t0;
     if (tty && dt > 0.5)
         show_progress(rd, read, t0, true);
-    if (fflush(R.out) != 0 || R.write_error) {
-        fprintf(stderr, "vigil replay: writing the alerts failed: %m\n");
-        rc = 1;
+    if (fflush(R.out) != 0 || R.write_error || ferror(R.out)) {
+        fprintf(stderr, "vigil replay: writing the alerts to %s failed: %m\n",
+                outpath ? outpath : "standard output");
+        rc = VG_EXIT_NOINPUT;
     }
     if (!quiet) {
         fprintf(stderr,
@@ -558,6 +585,14 @@ cmd_replay(int argc, char **argv)
                     (unsigned long long)(rejected - nreasons));
         if (label)
             fprintf(stderr, "  %llu events labelled fraud\n", (unsigned long long)fraud);
+        if (label && unlabelled > 0)
+            fprintf(stderr, "  %llu events have no member '%s' (counted as not fraud)\n",
+                    (unsigned long long)unlabelled, label);
+        if (dups > 0 && vg_reader_row_ids(rd))
+            fprintf(stderr,
+                    "  note: ids are row numbers here (nothing sets id), so with --state the\n"
+                    "  rows of a second file repeat the first file's ids; map an id column\n"
+                    "  (id = ...) to tell them apart\n");
         fprintf(stderr, "  %-32s %8s %10s %10s", "rule", "alerts", "suppressed", "empty key");
         if (label)
             fprintf(stderr, " %9s %9s", "precision", "recall");
@@ -572,7 +607,7 @@ cmd_replay(int argc, char **argv)
                     fprintf(stderr, " %9.3f", (double)R.tally[i].fraud_alerts / (double)st->alerts);
                 else
                     fprintf(stderr, " %9s", "-");
-                if (fraud)
+                if (fraud && !r->is_match)
                     fprintf(stderr, " %9.3f", (double)R.tally[i].fraud_hits / (double)fraud);
                 else
                     fprintf(stderr, " %9s", "-");

@@ -50,8 +50,11 @@ usage(FILE *f)
                "  -V, --version  show the version and exit\n"
                "\n"
                "Run 'vigil <command> --help' for the options of a command.\n"
-               "The rule language: docs/language.md. Exit status: 0 success, 1 rule errors,\n"
-               "64 usage error, 66 a file that cannot be opened.\n");
+               "The rule language: docs/language.md; replaying history: docs/replay.md.\n"
+               "\n"
+               "Exit status: 0 success, 1 rule errors (or a replay --expect difference),\n"
+               "64 usage error, 65 an input that is not of its format, 66 a file that cannot\n"
+               "be opened or written.\n");
 }
 
 int
