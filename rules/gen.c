@@ -579,20 +579,52 @@ gen_expr(gen *G, node *n)
             emit(G, arith_op(n->op), vkind(&n->ty), 0, 0);
         break;
     case N_LOGIC: {
-        /* a and b and c: a JFALSE end; b AND JFALSE end; c AND; end: */
+        /* a and b and c: a JFALSE end; b AND JFALSE end; c AND; end:
+         * An operand that folded to a constant is dropped when it cannot
+         * change the result (true in `and`, false in `or`), and decides it
+         * when it can (false in `and`: false whatever the others are, even
+         * missing, as in SQL). */
         bool and = n->op == T_AND;
+        uint32_t kept = 0;
         vg_buf jumps = {0};
-        for (uint32_t i = 0; i < n->nargs; i++) {
+        for (uint32_t i = 0; i < n->nargs && !G->oom; i++) {
+            uint32_t at = pc(G);
+            int d = G->depth;
             gen_expr(G, n->args[i]);
-            if (i > 0)
-                emit(G, and? OP_AND : OP_OR, 0, 0, 0);
-            if (i + 1 < n->nargs) {
-                uint32_t at = pc(G);
-                grow(G, &jumps, &at, sizeof at);
-                emit(G, and? OP_JFALSE : OP_JTRUE, 0, 0, 0);
+            const vg_insn *in = pc(G) == at + 1 ? (const vg_insn *)G->code.data + at : NULL;
+            const vg_value *k = in != NULL && in->op == OP_CONST
+                                    ? &((const vg_value *)G->consts.data)[in->c]
+                                    : NULL;
+            if (k != NULL && k->kind == VG_V_BOOL && (k->u.num != 0) == and) {
+                G->code.len = at * sizeof(vg_insn); /* neutral: drop it */
+                G->depth = d;
+                continue;
             }
+            if (k != NULL && k->kind == VG_V_BOOL) { /* absorbing: the result */
+                vg_value v = *k;
+                G->code.len = start * sizeof(vg_insn);
+                G->depth = depth0;
+                vg_buf_free(&jumps);
+                emit_const(G, v);
+                return;
+            }
+            if (kept++ > 0)
+                emit(G, and? OP_AND : OP_OR, 0, 0, 0);
+            uint32_t j = pc(G);
+            grow(G, &jumps, &j, sizeof j);
+            emit(G, and? OP_JFALSE : OP_JTRUE, 0, 0, 0);
         }
-        for (size_t i = 0; i < jumps.len / sizeof(uint32_t) && !G->oom; i++)
+        if (G->oom) {
+            vg_buf_free(&jumps);
+            return;
+        }
+        if (kept > 0) { /* the jump after the last operand kept goes nowhere */
+            G->code.len -= sizeof(vg_insn);
+            jumps.len -= sizeof(uint32_t);
+        } else { /* every operand was neutral */
+            emit_const(G, (vg_value){.kind = VG_V_BOOL, .u.num = and});
+        }
+        for (size_t i = 0; i < jumps.len / sizeof(uint32_t); i++)
             ((vg_insn *)G->code.data)[((uint32_t *)jumps.data)[i]].c = pc(G);
         vg_buf_free(&jumps);
         return; /* jumps are not folded */

@@ -218,6 +218,18 @@ test_vm_folds_constants(void **state)
     assert_int_equal(r->where.n, 4);
     eval_where(&F, "merchant_name == lower(\"CASINO\") + \" royale\"");
     assert_int_equal(vg_ruleset_rule(F.rs, 0)->where.n, 4);
+    /* a constant operand of and/or: dropped when neutral ... */
+    assert_true_expr("amount > 5 and lower(\"ABC\") == \"abc\"");
+    assert_int_equal(vg_ruleset_rule(F.rs, 0)->where.n, 4); /* FIELD CONST GT RET */
+    assert_true_expr("amount > 5 or 1 > 2 or 2 > 3");
+    assert_int_equal(vg_ruleset_rule(F.rs, 0)->where.n, 4);
+    /* ... and the result when absorbing, even next to a missing value */
+    eval_where(&F, "lat > 1 and 1 > 2");
+    assert_int_equal(vg_ruleset_rule(F.rs, 0)->where.n, 2); /* CONST false, RET */
+    eval_where(&F, "1 < 2 and 2 < 3");
+    assert_int_equal(vg_ruleset_rule(F.rs, 0)->where.n, 2); /* CONST true, RET */
+    assert_true_expr("1 < 2 and 2 < 3");
+    assert_true_expr("not (lat > 1 and 1 > 2)"); /* false, not missing */
 }
 
 static void
