@@ -232,6 +232,22 @@ bump_free(void *ctx, void *p)
     (void)p; /* the whole block is reset before the next message */
 }
 
+/* Makes the block at least want bytes (at most the budget). */
+static vg_err
+pb_room(vg_pb_event *h, size_t want)
+{
+    if (want > VG_PB_BUDGET)
+        want = VG_PB_BUDGET;
+    if (want <= h->memcap)
+        return VG_OK;
+    char *p = realloc(h->mem, want);
+    if (p == NULL)
+        return VG_ENOMEM;
+    h->mem = p;
+    h->memcap = want;
+    return VG_OK;
+}
+
 void
 vg_pb_event_free(vg_pb_event *h)
 {
@@ -258,26 +274,14 @@ vg_pb_decode(vg_pb_event **holder, const vg_schema *sc, const uint8_t *buf, size
     /* protobuf-c needs a few times the input (structs, strings, arrays):
      * size the block for that, within the budget; a message that needs more
      * fails to decode */
-    size_t want = len * 4 + 4096;
-    if (want > VG_PB_BUDGET)
-        want = VG_PB_BUDGET;
-    if (want > h->memcap) {
-        char *p = realloc(h->mem, want);
-        if (p == NULL)
-            return VG_ENOMEM;
-        h->mem = p;
-        h->memcap = want;
-    }
+    if (pb_room(h, len * 4 + 4096) != VG_OK)
+        return VG_ENOMEM;
     h->used = 0;
     h->msg = vigil__v1__event__unpack(&h->alloc, len, buf);
     if (h->msg == NULL && len * 16 + 4096 > h->memcap && h->memcap < VG_PB_BUDGET) {
         /* a message heavier than most (many small fields): once more, bigger */
-        size_t more = len * 16 + 4096 > VG_PB_BUDGET ? VG_PB_BUDGET : len * 16 + 4096;
-        char *p = realloc(h->mem, more);
-        if (p == NULL)
+        if (pb_room(h, len * 16 + 4096) != VG_OK)
             return VG_ENOMEM;
-        h->mem = p;
-        h->memcap = more;
         h->used = 0;
         h->msg = vigil__v1__event__unpack(&h->alloc, len, buf);
     }

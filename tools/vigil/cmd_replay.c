@@ -346,6 +346,18 @@ show_progress(const vg_reader *rd, uint64_t events, double t0, bool final)
     fprintf(stderr, final ? "\n" : "   ");
 }
 
+/* Keeps the first few rejection reasons for the summary. */
+static void
+keep_reason(char *reasons[5], size_t *n, const char *input, uint64_t line, const char *reason)
+{
+    if (*n == 5)
+        return;
+    char buf[700];
+    snprintf(buf, sizeof buf, "%s:%llu: %s", input, (unsigned long long)line, reason);
+    if ((reasons[*n] = strdup(buf)) != NULL)
+        (*n)++;
+}
+
 int
 cmd_replay(int argc, char **argv)
 {
@@ -493,8 +505,7 @@ cmd_replay(int argc, char **argv)
     R.collect = expect != NULL;
     R.decisions = decisions;
     uint64_t read = 0, accepted = 0, rejected = 0, dups = 0, fraud = 0, unlabelled = 0;
-    const char *first_reasons[5];
-    char *first_store[5] = {0};
+    char *first_reasons[5] = {0};
     size_t nreasons = 0;
     bool tty = isatty(STDERR_FILENO) && !quiet;
     double t0 = now_s(), last_progress = t0;
@@ -516,13 +527,7 @@ cmd_replay(int argc, char **argv)
         read++;
         if (r == VG_READ_REJECT) {
             rejected++;
-            if (nreasons < VG_ARRAY_LEN(first_reasons)) {
-                char buf[700];
-                snprintf(buf, sizeof buf, "%s:%llu: %s", input, (unsigned long long)line, reason);
-                first_store[nreasons] = strdup(buf);
-                first_reasons[nreasons] = first_store[nreasons];
-                nreasons++;
-            }
+            keep_reason(first_reasons, &nreasons, input, line, reason);
             continue;
         }
         R.label = lab;
@@ -543,13 +548,7 @@ cmd_replay(int argc, char **argv)
         }
         if (out == VG_EV_REJECTED) {
             rejected++;
-            if (nreasons < VG_ARRAY_LEN(first_reasons)) {
-                char buf[700];
-                snprintf(buf, sizeof buf, "%s:%llu: %s", input, (unsigned long long)line, reason);
-                first_store[nreasons] = strdup(buf);
-                first_reasons[nreasons] = first_store[nreasons];
-                nreasons++;
-            }
+            keep_reason(first_reasons, &nreasons, input, line, reason);
         } else if (out == VG_EV_DUPLICATE) {
             dups++;
         } else {
@@ -631,7 +630,7 @@ cmd_replay(int argc, char **argv)
         }
     }
     for (size_t i = 0; i < nreasons; i++)
-        free(first_store[i]);
+        free(first_reasons[i]);
 done:
     if (R.out != NULL && R.out != stdout)
         fclose(R.out);
