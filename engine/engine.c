@@ -29,6 +29,7 @@ struct vg_engine {
     const vg_schema *sc;
     size_t nrules;
     vg_rule_stats *stats;
+    slab *slab; /* where key records and rule states live */
     /* key records: open addressing, cap a power of two */
     keyslot *keys;
     size_t nkeys, capkeys;
@@ -197,6 +198,7 @@ vg_engine_open(vg_ruleset *rs, const vg_engine_opts *opts, char *why, size_t why
     e->ks_rec = calloc(vg_ruleset_nkeyspaces(rs) + 1, sizeof(keyrec *));
     e->ks_epoch = calloc(vg_ruleset_nkeyspaces(rs) + 1, sizeof(uint64_t));
     e->epoch = 1;
+    e->slab = slab_new();
     size_t nks1 = vg_ruleset_nkeyspaces(rs) + 1;
     bool ksrules_ok = ksrules_build(e, nks1);
     e->ks_hash = calloc(nks1, sizeof(uint64_t));
@@ -219,8 +221,8 @@ vg_engine_open(vg_ruleset *rs, const vg_engine_opts *opts, char *why, size_t why
     e->gen = 1;
     if (e->stats == NULL || e->aggs == NULL || e->cols == NULL || e->prevs == NULL ||
         e->noprev == NULL || e->keys == NULL || e->ids == NULL || e->ks_rec == NULL ||
-        !ksrules_ok || e->ks_hash == NULL || e->ks_off == NULL || e->ks_len == NULL ||
-        e->kspre[0] == NULL || e->kspre[1] == NULL || e->ks_epoch == NULL ||
+        e->slab == NULL || !ksrules_ok || e->ks_hash == NULL || e->ks_off == NULL ||
+        e->ks_len == NULL || e->kspre[0] == NULL || e->kspre[1] == NULL || e->ks_epoch == NULL ||
         vg_vm_new(rs, &e->vm) != VG_OK) {
         vg_engine_close(e);
         return VG_ENOMEM;
@@ -324,12 +326,18 @@ flush_once(vg_engine *e)
     return err;
 }
 
+static size_t
+keyrec_bytes(const vg_engine *e, uint32_t keylen)
+{
+    return sizeof(keyrec) + (e->nrules ? e->nrules : 1) * sizeof(rstate *) + keylen + 1;
+}
+
 static void
 keyrec_free(vg_engine *e, keyrec *k)
 {
     for (size_t r = 0; r < e->nrules; r++)
-        rstate_free(k->rules[r], vg_ruleset_rule(e->rs, r));
-    free(k); /* its rule pointers and key are in the same block */
+        rstate_free(e->slab, k->rules[r], vg_ruleset_rule(e->rs, r));
+    slab_free(e->slab, k, keyrec_bytes(e, k->keylen)); /* rule pointers and key included */
 }
 
 vg_err
@@ -345,9 +353,7 @@ vg_engine_close(vg_engine *e)
     }
     vg_buf_free(&e->rec);
     vg_buf_free(&e->reckey);
-    for (size_t i = 0; e->keys && i < e->capkeys; i++)
-        if (e->keys[i].hash != 0)
-            keyrec_free(e, e->keys[i].k);
+    slab_destroy(e->slab); /* every key record and state at once */
     free(e->ks_rec);
     free(e->ks_epoch);
     free(e->ks_hash);
@@ -537,7 +543,7 @@ key_get(vg_engine *e, uint16_t ks, const char *key, uint32_t len, uint64_t h)
     }
     size_t nr = e->nrules ? e->nrules : 1;
     /* the key record, its rule pointers, then its key: one block */
-    keyrec *k = malloc(sizeof(keyrec) + nr * sizeof(rstate *) + len + 1);
+    keyrec *k = slab_alloc(e->slab, keyrec_bytes(e, len));
     if (k == NULL)
         return NULL;
     memset(k, 0, sizeof(keyrec) + nr * sizeof(rstate *));
@@ -556,7 +562,7 @@ key_get(vg_engine *e, uint16_t ks, const char *key, uint32_t len, uint64_t h)
         vg_err err =
             store_get(e->st, vg_ruleset_keyspace(e->rs, ks), key, len, &e->reckey, &e->rec, &found);
         if (err == VG_OK && found)
-            err = keyrec_decode(k, e->rs, e->nrules, &e->rec);
+            err = keyrec_decode(e->slab, k, e->rs, e->nrules, &e->rec);
         if (err == VG_ENOMEM)
             return NULL;
         /* an unreadable record: the key starts afresh (it is rewritten at flush) */
@@ -710,12 +716,12 @@ run_rule(vg_engine *e, size_t ri, const vg_event *ev, int64_t t, const vg_value 
     vg_err err;
     k->dirty = true;
     k->touched = e->gen;
-    rstate *s = keyrec_state(k, r, ri);
+    rstate *s = keyrec_state(e->slab, k, r, ri);
     if (s == NULL)
         return VG_ENOMEM;
     for (uint32_t c = 0; c < r->ncols; c++)
         e->cols[c] = column_value(&r->cols[c], vg_vm_eval(e->vm, &r->cols[c].prog, &ctx));
-    err = rstate_add(s, r, t, e->cols, e->aggs, &e->scratch);
+    err = rstate_add(e->slab, s, r, t, e->cols, e->aggs, &e->scratch);
     if (err)
         return err;
     ctx.aggs = e->aggs;
@@ -768,7 +774,7 @@ run_rule(vg_engine *e, size_t ri, const vg_event *ev, int64_t t, const vg_value 
             if (e->prevs[i].kind == VG_V_STR)
                 e->prevs[i].u.s = e->scratch.data + (uintptr_t)e->prevs[i].u.s;
         if (err == VG_OK)
-            err = rstate_set_prev(s, r, e->prevs);
+            err = rstate_set_prev(e->slab, s, r, e->prevs);
     }
     return err;
 }

@@ -17,6 +17,14 @@
 
 #include "vg_engine.h"
 
+/* slab.c: the allocator of per-key state (see there) */
+typedef struct slab slab;
+slab *slab_new(void);
+void slab_destroy(slab *s); /* frees every block */
+void *slab_alloc(slab *s, size_t n);
+void slab_free(slab *s, void *p, size_t n);
+void *slab_realloc(slab *s, void *p, size_t old, size_t n);
+
 /* `over history` for one aggregate: O(1) state. */
 typedef struct hist {
     uint64_t n; /* entries with a value */
@@ -68,14 +76,14 @@ ent_val(const rstate *s, uint32_t i, uint32_t c)
 }
 
 /* Makes room for n entries (VG_ENOMEM). */
-vg_err rstate_reserve(rstate *s, uint32_t n);
+vg_err rstate_reserve(slab *sl, rstate *s, uint32_t n);
 
 /* window.c: rule state */
 /* The bytes of a rule's state (with room for its first few entries), and
- * making one in mem (that many bytes, from malloc). rstate_free() frees it. */
+ * making one in mem (that many bytes, from sl). rstate_free() frees it. */
 size_t rstate_size(const vg_rule *r);
 rstate *rstate_init(const vg_rule *r, void *mem);
-void rstate_free(rstate *s, const vg_rule *r);
+void rstate_free(slab *sl, rstate *s, const vg_rule *r);
 
 typedef struct keyrec {
     uint64_t hash; /* 0: empty slot */
@@ -89,10 +97,10 @@ typedef struct keyrec {
 
 /* The rule's state in k, made on its first event (NULL: out of memory). */
 static inline rstate *
-keyrec_state(keyrec *k, const vg_rule *r, size_t ri)
+keyrec_state(slab *sl, keyrec *k, const vg_rule *r, size_t ri)
 {
     if (k->rules[ri] == NULL) {
-        void *m = malloc(rstate_size(r));
+        void *m = slab_alloc(sl, rstate_size(r));
         if (m != NULL)
             k->rules[ri] = rstate_init(r, m);
     }
@@ -123,16 +131,16 @@ vg_err store_commit(store *s);
  * doubles the map, up to its maximum (then VG_ELIMIT). */
 vg_err store_grow(store *s);
 vg_err keyrec_encode(const keyrec *k, const vg_ruleset *rs, size_t nrules, vg_buf *out);
-vg_err keyrec_decode(keyrec *k, const vg_ruleset *rs, size_t nrules, const vg_buf *in);
+vg_err keyrec_decode(slab *sl, keyrec *k, const vg_ruleset *rs, size_t nrules, const vg_buf *in);
 
 /* window.c */
 /* Processes one event of a key for a when rule: computes the aggregates
  * (aggs, r->naggs values) around adding the event's entry (cols: its column
  * values), in SPEC order. scratch is room for distinct(). */
-vg_err rstate_add(rstate *s, const vg_rule *r, int64_t t, const vg_value *cols, vg_value *aggs,
-                  vg_buf *scratch);
+vg_err rstate_add(slab *sl, rstate *s, const vg_rule *r, int64_t t, const vg_value *cols,
+                  vg_value *aggs, vg_buf *scratch);
 /* Remembers the prev() values of the event just processed. */
-vg_err rstate_set_prev(rstate *s, const vg_rule *r, const vg_value *prev);
+vg_err rstate_set_prev(slab *sl, rstate *s, const vg_rule *r, const vg_value *prev);
 
 /* alert.c */
 /* Renders the alert JSON of SPEC §3 into out. */

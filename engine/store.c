@@ -383,7 +383,7 @@ text_eq(const char *s, uint16_t len, const char *t)
 }
 
 static vg_err
-decode_rule(rd *r, const vg_rule *rule, rstate *st)
+decode_rule(slab *sl, rd *r, const vg_rule *rule, rstate *st)
 {
     uint8_t flags;
     get(r, &st->last_alert, 8);
@@ -407,7 +407,7 @@ decode_rule(rd *r, const vg_rule *rule, rstate *st)
     if (r->bad || n > (size_t)(r->end - r->p) / 16)
         return VG_EINVAL;
     uint32_t ncols = rule->ncols;
-    if (rstate_reserve(st, n) != VG_OK)
+    if (rstate_reserve(sl, st, n) != VG_OK)
         return VG_ENOMEM;
     uint64_t all = ncols >= 64 ? ~0ull : (1ull << ncols) - 1;
     for (uint32_t i = 0; i < n && !r->bad; i++) {
@@ -478,13 +478,13 @@ decode_rule(rd *r, const vg_rule *rule, rstate *st)
         for (uint32_t k = 0; k < rule->nprevs && k < 64; k++)
             if (!have[k])
                 prev[k].kind = VG_V_MISSING;
-        return rstate_set_prev(st, rule, prev);
+        return rstate_set_prev(sl, st, rule, prev);
     }
     return VG_OK;
 }
 
 vg_err
-keyrec_decode(keyrec *k, const vg_ruleset *rs, size_t nrules, const vg_buf *in)
+keyrec_decode(slab *sl, keyrec *k, const vg_ruleset *rs, size_t nrules, const vg_buf *in)
 {
     rd r = {(const unsigned char *)in->data, (const unsigned char *)in->data + in->len, false};
     uint8_t ver;
@@ -507,10 +507,10 @@ keyrec_decode(keyrec *k, const vg_ruleset *rs, size_t nrules, const vg_buf *in)
             if (memcmp(rule->state_id, id, 16) != 0 || rule->keyspace != k->keyspace ||
                 k->rules[ri] != NULL)
                 continue;
-            rstate *st = keyrec_state(k, rule, ri);
+            rstate *st = keyrec_state(sl, k, rule, ri);
             if (st == NULL)
                 return VG_ENOMEM;
-            vg_err err = decode_rule(&sub, rule, st);
+            vg_err err = decode_rule(sl, &sub, rule, st);
             if (err)
                 return err;
             break; /* a state_id no rule has is dropped */

@@ -46,25 +46,26 @@ rstate_init(const vg_rule *r, void *mem)
 }
 
 void
-rstate_free(rstate *s, const vg_rule *r)
+rstate_free(slab *sl, rstate *s, const vg_rule *r)
 {
-    (void)r;
     if (s == NULL)
         return;
     if (!s->inline_e)
-        free(s->e);
-    free(s->prevbuf);
-    free(s);
+        slab_free(sl, s->e, (size_t)s->cap * s->stride * sizeof(uint64_t));
+    slab_free(sl, s->prevbuf, s->prevcap);
+    slab_free(sl, s, rstate_size(r));
 }
 
 vg_err
-rstate_reserve(rstate *s, uint32_t n)
+rstate_reserve(slab *sl, rstate *s, uint32_t n)
 {
     if (n <= s->cap)
         return VG_OK;
     uint32_t cap = s->cap * 2 > n ? s->cap * 2 : n;
     size_t bytes = (size_t)cap * s->stride * sizeof(uint64_t);
-    uint64_t *e = s->inline_e ? malloc(bytes) : realloc(s->e, bytes);
+    uint64_t *e =
+        s->inline_e ? slab_alloc(sl, bytes)
+                    : slab_realloc(sl, s->e, (size_t)s->cap * s->stride * sizeof(uint64_t), bytes);
     if (e == NULL)
         return VG_ENOMEM;
     if (s->inline_e)
@@ -302,9 +303,9 @@ prune(rstate *s, int64_t keep_ms)
 
 /* Inserts an entry at its place: after every entry with time <= t. */
 static vg_err
-insert(rstate *s, uint32_t ncols, int64_t t, const vg_value *cols)
+insert(slab *sl, rstate *s, uint32_t ncols, int64_t t, const vg_value *cols)
 {
-    vg_err err = rstate_reserve(s, s->n + 1);
+    vg_err err = rstate_reserve(sl, s, s->n + 1);
     if (err)
         return err;
     uint32_t at = upper(s, t);
@@ -324,7 +325,7 @@ insert(rstate *s, uint32_t ncols, int64_t t, const vg_value *cols)
 }
 
 vg_err
-rstate_add(rstate *s, const vg_rule *r, int64_t t, const vg_value *cols, vg_value *aggs,
+rstate_add(slab *sl, rstate *s, const vg_rule *r, int64_t t, const vg_value *cols, vg_value *aggs,
            vg_buf *scratch)
 {
     uint32_t nc = r->ncols;
@@ -346,7 +347,7 @@ rstate_add(rstate *s, const vg_rule *r, int64_t t, const vg_value *cols, vg_valu
         }
     }
     if (r->max_window_ms > 0) {
-        vg_err err = insert(s, nc, t, cols);
+        vg_err err = insert(sl, s, nc, t, cols);
         if (err)
             return err;
     }
@@ -372,14 +373,14 @@ rstate_add(rstate *s, const vg_rule *r, int64_t t, const vg_value *cols, vg_valu
 }
 
 vg_err
-rstate_set_prev(rstate *s, const vg_rule *r, const vg_value *prev)
+rstate_set_prev(slab *sl, rstate *s, const vg_rule *r, const vg_value *prev)
 {
     size_t need = 0;
     for (uint32_t i = 0; i < r->nprevs; i++)
         if (prev[i].kind == VG_V_STR)
             need += prev[i].len;
     if (need > s->prevcap) {
-        char *p = realloc(s->prevbuf, need);
+        char *p = slab_realloc(sl, s->prevbuf, s->prevcap, need);
         if (p == NULL)
             return VG_ENOMEM;
         s->prevbuf = p;
