@@ -23,6 +23,12 @@ typedef struct idrec {
     bool saved; /* in the store already */
 } idrec;
 
+/* A keyspace an event's stream uses, and a rule whose key program computes it. */
+typedef struct kspre {
+    uint16_t ks;
+    uint32_t rule;
+} kspre;
+
 struct vg_engine {
     vg_ruleset *rs;
     vg_vm *vm;
@@ -39,14 +45,12 @@ struct vg_engine {
     uint64_t epoch;
     /* per stream, the keyspaces its `when` rules use, each with one rule that
      * computes the key; per event, each one's key (in ksbuf) and its hash */
-    struct kspre {
-        uint16_t ks;
-        uint32_t rule;
-    } * kspre[VG_NSTREAMS];
+    kspre *kspre[VG_NSTREAMS];
     size_t nkspre[VG_NSTREAMS];
     uint64_t *ks_hash;
     size_t *ks_off, *ks_len;
-    /* per keyspace, the `when` rules keyed by it (indices into ksrule_ix) */
+    /* per keyspace ks, the `when` rules keyed by it: the rule indices
+     * ksrule_ix[ksrule_start[ks] .. ksrule_start[ks + 1]) */
     size_t *ksrule_start, *ksrule_ix;
     vg_buf ksbuf;
     /* dedupe index */
@@ -205,14 +209,14 @@ vg_engine_open(vg_ruleset *rs, const vg_engine_opts *opts, char *why, size_t why
     e->ks_off = calloc(nks1, sizeof(size_t));
     e->ks_len = calloc(nks1, sizeof(size_t));
     for (int s = 0; s < VG_NSTREAMS; s++) {
-        e->kspre[s] = calloc(nks1, sizeof(struct kspre));
+        e->kspre[s] = calloc(nks1, sizeof(kspre));
         for (size_t i = 0; e->kspre[s] && i < e->nrules; i++) {
             const vg_rule *r = vg_ruleset_rule(rs, i);
             bool have = false;
             for (size_t j = 0; j < e->nkspre[s]; j++)
                 have |= e->kspre[s][j].ks == r->keyspace;
             if (!r->is_match && (int)r->on == s && !have)
-                e->kspre[s][e->nkspre[s]++] = (struct kspre){r->keyspace, (uint32_t)i};
+                e->kspre[s][e->nkspre[s]++] = (kspre){r->keyspace, (uint32_t)i};
         }
     }
     e->capids = 1024;
@@ -647,7 +651,7 @@ keys_prepare(vg_engine *e, const vg_event *ev)
     vg_vm_ctx ctx = {.ev = ev};
     e->ksbuf.len = 0;
     for (size_t j = 0; j < e->nkspre[ev->stream]; j++) {
-        const struct kspre *p = &e->kspre[ev->stream][j];
+        const kspre *p = &e->kspre[ev->stream][j];
         const vg_rule *r = vg_ruleset_rule(e->rs, p->rule);
         vg_value kv = vg_vm_eval(e->vm, &r->key, &ctx);
         size_t off = e->ksbuf.len;
