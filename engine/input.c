@@ -461,29 +461,25 @@ set_money(vg_reader *rd, vg_event *ev)
         const vg_field *f = vg_schema_field_at(rd->sc, ev->stream, rd->money[k].slot);
         int64_t minor;
         const char *why = NULL;
-        bool ok;
+        /* the amount as text: a cell, or a number (JSON, a map) in its
+         * shortest form, so 9839.64 is not 9839.6399999999994 */
+        char buf[64];
+        const char *txt = rd->money[k].s;
+        size_t tlen = rd->money[k].len;
         if (rd->money[k].is_num) {
-            char buf[64];
-            snprintf(buf, sizeof buf, "%.17g", rd->money[k].num);
-            /* shortest form first, so 9839.64 is not 9839.6399999999994 */
             for (int p = 1; p <= 17; p++) {
                 snprintf(buf, sizeof buf, "%.*g", p, rd->money[k].num);
                 if (strtod(buf, NULL) == rd->money[k].num)
                     break;
             }
-            ok = vg_parse_money(buf, strlen(buf), ev->digits, &minor, &why);
-        } else {
-            ok = vg_parse_money(rd->money[k].s, rd->money[k].len, ev->digits, &minor, &why);
+            txt = buf;
+            tlen = strlen(buf);
         }
-        if (!ok) {
+        if (!vg_parse_money(txt, tlen, ev->digits, &minor, &why)) {
             const vg_field *cf = vg_schema_currency(rd->sc, ev->stream);
             const vg_value *cv = cf ? &ev->v[cf->slot] : NULL;
             char amount[48];
-            if (rd->money[k].is_num)
-                snprintf(amount, sizeof amount, "%.17g", rd->money[k].num);
-            else
-                snprintf(amount, sizeof amount, "%.*s",
-                         (int)(rd->money[k].len > 40 ? 40 : rd->money[k].len), rd->money[k].s);
+            snprintf(amount, sizeof amount, "%.*s", (int)(tlen > 40 ? 40 : tlen), txt);
             if (why != NULL && strstr(why, "decimals"))
                 reject(rd, "%s '%s' has more decimals than %.*s allows (%u)", f->name, amount,
                        cv && cv->kind == VG_V_STR && cv->len ? (int)cv->len : 12,
@@ -492,8 +488,7 @@ set_money(vg_reader *rd, vg_event *ev)
             else if (why != NULL)
                 reject(rd, "%s '%s': %s", f->name, amount, why);
             else
-                reject(rd, "%s '%.*s' is not an amount", f->name,
-                       (int)(rd->money[k].len > 40 ? 40 : rd->money[k].len), rd->money[k].s);
+                reject(rd, "%s '%s' is not an amount", f->name, amount);
             return false;
         }
         ev->v[f->slot].kind = VG_V_NUM;

@@ -255,6 +255,9 @@ expect 0 "JSONL with a partly absent label" -- "$vigil" replay --rules "$tmp/big
 grep_in "$tmp/err" "2 accepted" "stream any case, time 2e3"
 grep_in "$tmp/err" "1 events labelled fraud" "a label of 1.0 is fraud"
 grep_in "$tmp/err" "1 events have no member 'fraud'" "rows without the label are counted and said"
+printf '{"id":"1","time":1000,"account_id":"a","amount":1.005,"currency":"EUR"}\n' >"$tmp/dec.jsonl"
+expect 0 "a JSON amount with too many decimals" -- "$vigil" replay --rules "$tmp/big.vgl" --input "$tmp/dec.jsonl" --out /dev/null
+grep_in "$tmp/err" "amount '1.005' has more decimals than EUR allows (2)" "the amount is quoted as written"
 printf 'rule r { where amout > 1 }\n' >"$tmp/bad.vgl"
 expect 1 "replay with rules that do not compile" -- "$vigil" replay --rules "$tmp/bad.vgl" --input "$tmp/g.csv"
 
