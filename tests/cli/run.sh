@@ -197,6 +197,10 @@ cmp -s "$tmp/alerts.csv" "$tmp/alerts2.csv" && ok || bad "two replays differ"
 expect 0 "replay with labels" -- "$vigil" replay --rules "$top/rules/examples" --input "$tmp/g.csv" --label is_fraud --out /dev/null
 grep_in "$tmp/err" "precision    recall" "labels give precision and recall"
 grep_in "$tmp/err" "velocity_cnp  *[0-9]* *[0-9]* *0 *1.000" "velocity bursts are found with full precision"
+# every scenario gen injects is something an example rule can see
+for rule in blocked_merchant high_risk_country_cash new_country_login gambling_merchant many_cards_one_device first_time_country; do
+    grep_in "$tmp/err" "$rule  *[1-9][0-9]* *[0-9]* *0 *1.000" "gen's scenarios make $rule alert, every alert on fraud"
+done
 # --state: a replay in two halves equals one replay of the whole; a second
 # run of the same events is all duplicates
 head -n 10001 "$tmp/g.csv" >"$tmp/half1.csv"

@@ -7,15 +7,19 @@
  * Normal life: purchases, payments, transfers, withdrawals at home (now and
  * then abroad), amounts log-normal around each account's habit, a login
  * before most transfers. Scenarios (is_fraud = 1, and a `scenario` column):
- *   card_testing       3-5 small declined online purchases on one card, then
- *                      a large approved one, within 10 minutes
+ *   card_testing       from one fraudster device, 1-2 small declined online
+ *                      purchases on each of 3 other stolen cards, then 3-5
+ *                      on one card and a large approved one, within minutes
  *   velocity_burst     12-18 online purchases on one account within an hour
  *   impossible_travel  a card-present purchase at home, then one 2,000+ km
  *                      away an hour or two later
- *   account_takeover   password change, new device, then a large transfer
- *                      from that device within two hours
+ *   account_takeover   a login from abroad (a high-risk country), password
+ *                      change, new device, then a large transfer from that
+ *                      device within two hours, half the time followed by a
+ *                      large online casino purchase
  *   mule_cash_out      a transfer that empties an account into a mule, then a
  *                      cash-out of the same amount by the mule within an hour
+ *                      (half the time at an ATM in a high-risk country)
  */
 #include <getopt.h>
 #include <math.h>
@@ -265,6 +269,24 @@ normal_txn(world *w, int64_t t, uint32_t a)
     e->bal_after = ac->balance;
 }
 
+/* The first city in a country of rules/examples' high_risk_countries. */
+static uint16_t
+risky_city(void)
+{
+    for (uint16_t i = 0; i < VG_ARRAY_LEN(cities); i++)
+        if (strcmp(cities[i].country, "NG") == 0)
+            return i;
+    return 0;
+}
+
+static void
+at_city(gev *e, uint16_t c)
+{
+    e->city = c;
+    e->lat = (float)cities[c].lat;
+    e->lon = (float)cities[c].lon;
+}
+
 /* Emits one fraud scenario starting near t; returns the events it made. */
 static size_t
 scenario(world *w, int64_t t, uint8_t which)
@@ -274,19 +296,26 @@ scenario(world *w, int64_t t, uint8_t which)
     size_t before = w->n;
     gev *e;
     switch (which) {
-    case 1: { /* card_testing */
-        int n = 3 + (int)below(r, 3);
-        for (int i = 0; i < n; i++) {
-            t += 30000 + (int64_t)below(r, 60000);
-            if ((e = add(w, t, a, TXN_STREAM)) == NULL)
-                return 0;
-            e->type = PURCHASE, e->channel = ECOMMERCE, e->status = DECLINED;
-            e->amount = 100 + (int64_t)below(r, 399);
-            e->has_merchant = true, e->merchant = NORMAL_MERCHANTS + 1; /* gift cards */
+    case 1: {                                                        /* card_testing */
+        uint32_t dev = w->naccts + 1000000 + (uint32_t)below(r, 50); /* a fraudster's */
+        for (int c = 0; c < 4; c++) {
+            /* three other stolen cards get a try or two, the last one more */
+            uint32_t card = c < 3 ? (uint32_t)below(r, w->naccts) : a;
+            int n = c < 3 ? 1 + (int)below(r, 2) : 3 + (int)below(r, 3);
+            for (int i = 0; i < n; i++) {
+                t += 20000 + (int64_t)below(r, 40000);
+                if ((e = add(w, t, card, TXN_STREAM)) == NULL)
+                    return 0;
+                e->type = PURCHASE, e->channel = ECOMMERCE, e->status = DECLINED;
+                e->amount = 100 + (int64_t)below(r, 399);
+                e->has_merchant = true, e->merchant = NORMAL_MERCHANTS + 1; /* gift cards */
+                e->device = dev;
+            }
         }
         t += 60000 + (int64_t)below(r, 120000);
         if ((e = add(w, t, a, TXN_STREAM)) == NULL)
             return 0;
+        e->device = dev;
         e->type = PURCHASE, e->channel = ECOMMERCE;
         e->amount = 60000 + (int64_t)below(r, 140000);
         e->has_merchant = true, e->merchant = 5;
@@ -315,7 +344,7 @@ scenario(world *w, int64_t t, uint8_t which)
         t += 3600000 + (int64_t)below(r, 3600000);
         if ((e = add(w, t, a, TXN_STREAM)) == NULL)
             return 0;
-        e->type = PURCHASE, e->channel = POS, e->amount = amount_minor(200 + uniform(r) * 800);
+        e->type = PURCHASE, e->channel = POS, e->amount = amount_minor(600 + uniform(r) * 1800);
         e->has_merchant = true, e->merchant = 5;
         e->city = far;
         e->lat = (float)cities[far].lat;
@@ -324,6 +353,11 @@ scenario(world *w, int64_t t, uint8_t which)
     }
     case 4: { /* account_takeover */
         uint32_t dev = w->naccts + (uint32_t)below(r, 1000000);
+        if ((e = add(w, t, a, EVENT_STREAM)) == NULL)
+            return 0;
+        e->kind = K_LOGIN, e->device = dev; /* the attacker, from abroad */
+        at_city(e, risky_city());
+        t += 60000 + (int64_t)below(r, 600000);
         if ((e = add(w, t, a, EVENT_STREAM)) == NULL)
             return 0;
         e->kind = K_PASSWORD_CHANGE, e->device = dev;
@@ -337,6 +371,14 @@ scenario(world *w, int64_t t, uint8_t which)
         e->type = TRANSFER, e->channel = MOBILE, e->device = dev;
         e->amount = 250000 + (int64_t)below(r, 750000);
         e->cp = (int32_t)below(r, w->naccts);
+        if (uniform(r) < 0.5) {
+            t += 300000 + (int64_t)below(r, 1800000);
+            if ((e = add(w, t, a, TXN_STREAM)) == NULL)
+                return 0;
+            e->type = PURCHASE, e->channel = ECOMMERCE, e->device = dev;
+            e->amount = amount_minor(300 + uniform(r) * 1200);
+            e->has_merchant = true, e->merchant = NORMAL_MERCHANTS; /* the online casino */
+        }
         break;
     }
     default: { /* mule_cash_out */
@@ -352,6 +394,8 @@ scenario(world *w, int64_t t, uint8_t which)
         if ((e = add(w, t, mule, TXN_STREAM)) == NULL)
             return 0;
         e->type = CASH_OUT, e->channel = ATM, e->amount = all;
+        if (uniform(r) < 0.5)
+            at_city(e, risky_city());
         break;
     }
     }
