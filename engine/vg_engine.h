@@ -62,6 +62,17 @@ typedef enum vg_outcome {
     VG_EV_REJECTED,  /* no id or no time: see the reason */
 } vg_outcome;
 
+/* Events vg_engine_prepare() looks ahead at, at most. */
+#define VG_ENGINE_BATCH 64
+
+/* Optional, for speed: announces the next n events (at most
+ * VG_ENGINE_BATCH; more are ignored) vg_engine_process() will be given, in
+ * that order, so their keys are computed and their state is fetched from
+ * memory together, the cache misses of many events overlapping. They must
+ * stay unchanged until processed; passing another event forgets the rest.
+ * Returns VG_ENOMEM (then nothing is prepared). */
+vg_err vg_engine_prepare(vg_engine *e, const vg_event *const *evs, size_t n);
+
 /* Processes one event: alerts go to fn (suppressed ones too, flagged), in
  * rule order. *outcome says what became of the event; for a rejection,
  * *reason (static text) says why. Returns VG_ENOMEM only. */

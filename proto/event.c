@@ -48,6 +48,54 @@ vg_event_defaults(const vg_schema *sc, vg_event *ev)
     }
 }
 
+/* Copies n bytes of s to *mem and moves *mem past them. */
+static const char *
+copy_bytes(char **mem, const char *s, size_t n)
+{
+    char *d = *mem;
+    if (n > 0)
+        memcpy(d, s, n);
+    *mem += n;
+    return d;
+}
+
+size_t
+vg_event_size(const vg_schema *sc, const vg_event *ev)
+{
+    size_t n = vg_schema_nfields(sc, ev->stream), bytes = ev->nattrs * sizeof(vg_attr);
+    for (size_t i = 0; i < n; i++)
+        if (ev->v[i].kind == VG_V_STR)
+            bytes += ev->v[i].len;
+    for (uint32_t i = 0; i < ev->nattrs; i++)
+        bytes += ev->attrs[i].klen + ev->attrs[i].vlen;
+    return bytes;
+}
+
+void
+vg_event_copy(const vg_schema *sc, vg_event *dst, const vg_event *src, char *mem)
+{
+    size_t n = vg_schema_nfields(sc, src->stream);
+    dst->stream = src->stream;
+    dst->digits = src->digits;
+    dst->nattrs = src->nattrs;
+    dst->attrs = NULL;
+    if (src->nattrs > 0) { /* first: mem is aligned for it */
+        vg_attr *a = (vg_attr *)(void *)mem;
+        mem += src->nattrs * sizeof(vg_attr);
+        for (uint32_t i = 0; i < src->nattrs; i++) {
+            a[i] = src->attrs[i];
+            a[i].key = copy_bytes(&mem, src->attrs[i].key, src->attrs[i].klen);
+            a[i].val = copy_bytes(&mem, src->attrs[i].val, src->attrs[i].vlen);
+        }
+        dst->attrs = a;
+    }
+    for (size_t i = 0; i < n; i++) {
+        dst->v[i] = src->v[i];
+        if (src->v[i].kind == VG_V_STR)
+            dst->v[i].u.s = copy_bytes(&mem, src->v[i].u.s, src->v[i].len);
+    }
+}
+
 double
 vg_pow10(unsigned digits)
 {

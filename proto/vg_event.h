@@ -60,6 +60,13 @@ void vg_event_clear(vg_event *ev, vg_stream_id s);
  * CSV, JSONL and protobuf input give the same event. */
 void vg_event_defaults(const vg_schema *sc, vg_event *ev);
 
+/* The bytes vg_event_copy() needs for ev's strings and attrs. */
+size_t vg_event_size(const vg_schema *sc, const vg_event *ev);
+/* Copies src into dst with its strings and attrs in mem (vg_event_size()
+ * bytes, suitably aligned for pointers), so the copy outlives the buffers of
+ * src's filler. Only the stream's slots are copied. */
+void vg_event_copy(const vg_schema *sc, vg_event *dst, const vg_event *src, char *mem);
+
 /* Decimal digits of an ISO 4217 currency's minor unit: 0 (JPY), 3 (KWD),
  * 4 (CLF), else 2 (unknown and empty codes included). */
 unsigned vg_currency_digits(const char *code, size_t len);

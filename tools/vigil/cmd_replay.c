@@ -98,7 +98,29 @@ typedef struct replay {
     size_t ngot, capgot;
     uint64_t alerts;
     bool write_error;
+    /* counts for the summary */
+    uint64_t read, accepted, rejected, dups, fraud, unlabelled;
+    char *first_reasons[5];
+    size_t nreasons;
 } replay;
+
+/* Rows read and not yet processed: events are copied out of the reader's
+ * buffers (into an arena that does not move during a batch), so the engine
+ * can look at a batch of them at once (vg_engine_prepare()). */
+typedef struct pending {
+    vg_event ev;
+    uint64_t line;
+    int label;
+    const char *reason; /* a rejected row: why; NULL for an event */
+} pending;
+
+typedef struct batch {
+    pending rows[VG_ENGINE_BATCH];
+    const vg_event *evs[VG_ENGINE_BATCH];
+    size_t n;
+    char *arena;
+    size_t used, cap;
+} batch;
 
 static char *
 triple_of(const char *rule, size_t rl, const char *key, size_t kl, const char *id, size_t il)
@@ -358,6 +380,86 @@ keep_reason(char *reasons[5], size_t *n, const char *input, uint64_t line, const
         (*n)++;
 }
 
+/* Processes the rows of b in order. Returns VG_ENOMEM (*line: where). */
+static vg_err
+run_batch(replay *R, vg_engine *eng, batch *b, const char *input, uint64_t *line)
+{
+    size_t m = 0;
+    for (size_t i = 0; i < b->n; i++)
+        if (b->rows[i].reason == NULL)
+            b->evs[m++] = &b->rows[i].ev;
+    vg_err err = vg_engine_prepare(eng, b->evs, m);
+    for (size_t i = 0; i < b->n && err == VG_OK; i++) {
+        pending *p = &b->rows[i];
+        const char *reason = p->reason;
+        R->read++;
+        if (reason != NULL) {
+            R->rejected++;
+            keep_reason(R->first_reasons, &R->nreasons, input, p->line, reason);
+            continue;
+        }
+        R->label = p->label;
+        R->fraud += p->label == 1;
+        R->unlabelled += p->label < 0;
+        vg_outcome out;
+        *line = p->line;
+        err = vg_engine_process(eng, &p->ev, on_alert, R, &out, &reason);
+        if (err)
+            break;
+        if (R->decisions && out == VG_EV_ACCEPTED) {
+            const vg_field *idf = vg_schema_field(vg_ruleset_schema(R->rs), p->ev.stream, "id", 2);
+            if (idf != NULL)
+                write_decision(R, p->ev.v[idf->slot].u.s, p->ev.v[idf->slot].len);
+        }
+        if (out == VG_EV_REJECTED) {
+            R->rejected++;
+            keep_reason(R->first_reasons, &R->nreasons, input, p->line, reason);
+        } else if (out == VG_EV_DUPLICATE) {
+            R->dups++;
+        } else {
+            R->accepted++;
+        }
+    }
+    b->n = 0;
+    b->used = 0;
+    return err;
+}
+
+/* Adds a row to b (an event, or with reason a rejection), first processing
+ * the batch when it is full or its arena has no room. */
+static vg_err
+add_row(replay *R, vg_engine *eng, batch *b, const char *input, const vg_event *ev, uint64_t line,
+        int label, const char *reason, uint64_t *errline)
+{
+    const vg_schema *sc = vg_ruleset_schema(R->rs);
+    size_t need = reason ? strlen(reason) + 1 : vg_event_size(sc, ev);
+    need = (need + 7) & ~(size_t)7; /* the next copy's attrs stay aligned */
+    vg_err err = VG_OK;
+    if (b->n == VG_ENGINE_BATCH || b->used + need > b->cap)
+        err = run_batch(R, eng, b, input, errline);
+    if (err)
+        return err;
+    if (need > b->cap) { /* empty now: nothing points into it */
+        size_t cap = need > 2 * b->cap ? need : 2 * b->cap;
+        char *a = realloc(b->arena, cap);
+        if (a == NULL)
+            return VG_ENOMEM;
+        b->arena = a;
+        b->cap = cap;
+    }
+    pending *p = &b->rows[b->n++];
+    char *mem = b->arena + b->used;
+    b->used += need;
+    p->line = line;
+    p->label = label;
+    p->reason = NULL;
+    if (reason != NULL)
+        p->reason = memcpy(mem, reason, strlen(reason) + 1);
+    else
+        vg_event_copy(sc, &p->ev, ev, mem);
+    return VG_OK;
+}
+
 int
 cmd_replay(int argc, char **argv)
 {
@@ -504,67 +606,54 @@ cmd_replay(int argc, char **argv)
     R.tally = calloc(nr ? nr : 1, sizeof(rule_tally));
     R.collect = expect != NULL;
     R.decisions = decisions;
-    uint64_t read = 0, accepted = 0, rejected = 0, dups = 0, fraud = 0, unlabelled = 0;
-    char *first_reasons[5] = {0};
-    size_t nreasons = 0;
     bool tty = isatty(STDERR_FILENO) && !quiet;
     double t0 = now_s(), last_progress = t0;
+    batch *B = calloc(1, sizeof *B);
+    if (B == NULL || (B->arena = malloc(B->cap = 64 << 10)) == NULL) {
+        free(B);
+        fprintf(stderr, "vigil replay: out of memory\n");
+        rc = 1;
+        goto done;
+    }
     vg_event ev;
     for (;;) {
-        uint64_t line;
+        uint64_t line, errline = 0;
         const char *reason;
         int lab;
         vg_read r = vg_reader_next(rd, &ev, &line, &reason, &lab);
+        if (r == VG_READ_END || r == VG_READ_ERROR)
+            err = run_batch(&R, eng, B, input, &errline);
+        else
+            err = add_row(&R, eng, B, input, &ev, line, lab, r == VG_READ_REJECT ? reason : NULL,
+                          &errline);
+        if (err) {
+            fprintf(stderr, "vigil replay: out of memory at %s:%llu\n", input,
+                    (unsigned long long)errline);
+            rc = 1;
+            break;
+        }
         if (r == VG_READ_END)
             break;
         if (r == VG_READ_ERROR) { /* counted, and the replay cannot go on */
-            read++;
-            rejected++;
+            R.read++;
+            R.rejected++;
             fprintf(stderr, "vigil replay: %s:%llu: %s\n", input, (unsigned long long)line, reason);
             rc = VG_EXIT_DATAERR;
             break;
         }
-        read++;
-        if (r == VG_READ_REJECT) {
-            rejected++;
-            keep_reason(first_reasons, &nreasons, input, line, reason);
-            continue;
-        }
-        R.label = lab;
-        fraud += lab == 1;
-        unlabelled += lab < 0;
-        vg_outcome out;
-        err = vg_engine_process(eng, &ev, on_alert, &R, &out, &reason);
-        if (err) {
-            fprintf(stderr, "vigil replay: out of memory at %s:%llu\n", input,
-                    (unsigned long long)line);
-            rc = 1;
-            break;
-        }
-        if (R.decisions && out == VG_EV_ACCEPTED) {
-            const vg_field *idf = vg_schema_field(vg_ruleset_schema(rs), ev.stream, "id", 2);
-            if (idf != NULL)
-                write_decision(&R, ev.v[idf->slot].u.s, ev.v[idf->slot].len);
-        }
-        if (out == VG_EV_REJECTED) {
-            rejected++;
-            keep_reason(first_reasons, &nreasons, input, line, reason);
-        } else if (out == VG_EV_DUPLICATE) {
-            dups++;
-        } else {
-            accepted++;
-        }
-        if (tty && (read & 4095) == 0) {
+        if (tty && B->n == 0) {
             double now = now_s();
             if (now - last_progress > 0.5) {
-                show_progress(rd, read, t0, false);
+                show_progress(rd, R.read, t0, false);
                 last_progress = now;
             }
         }
     }
+    free(B->arena);
+    free(B);
     double dt = now_s() - t0;
     if (tty && dt > 0.5)
-        show_progress(rd, read, t0, true);
+        show_progress(rd, R.read, t0, true);
     if (fflush(R.out) != 0 || R.write_error || ferror(R.out)) {
         fprintf(stderr, "vigil replay: writing the alerts to %s failed: %m\n",
                 outpath ? outpath : "standard output");
@@ -574,20 +663,20 @@ cmd_replay(int argc, char **argv)
         fprintf(stderr,
                 "replay: %llu events read, %llu accepted, %llu rejected, %llu duplicates, "
                 "%llu alerts, %.0f events/s\n",
-                (unsigned long long)read, (unsigned long long)accepted,
-                (unsigned long long)rejected, (unsigned long long)dups,
-                (unsigned long long)R.alerts, dt > 0 ? (double)read / dt : 0.0);
-        for (size_t i = 0; i < nreasons; i++)
-            fprintf(stderr, "  rejected %s\n", first_reasons[i]);
-        if (rejected > nreasons)
+                (unsigned long long)R.read, (unsigned long long)R.accepted,
+                (unsigned long long)R.rejected, (unsigned long long)R.dups,
+                (unsigned long long)R.alerts, dt > 0 ? (double)R.read / dt : 0.0);
+        for (size_t i = 0; i < R.nreasons; i++)
+            fprintf(stderr, "  rejected %s\n", R.first_reasons[i]);
+        if (R.rejected > R.nreasons)
             fprintf(stderr, "  ... and %llu more rejected rows\n",
-                    (unsigned long long)(rejected - nreasons));
+                    (unsigned long long)(R.rejected - R.nreasons));
         if (label)
-            fprintf(stderr, "  %llu events labelled fraud\n", (unsigned long long)fraud);
-        if (label && unlabelled > 0)
+            fprintf(stderr, "  %llu events labelled fraud\n", (unsigned long long)R.fraud);
+        if (label && R.unlabelled > 0)
             fprintf(stderr, "  %llu events have no member '%s' (counted as not fraud)\n",
-                    (unsigned long long)unlabelled, label);
-        if (dups > 0 && vg_reader_row_ids(rd))
+                    (unsigned long long)R.unlabelled, label);
+        if (R.dups > 0 && vg_reader_row_ids(rd))
             fprintf(stderr,
                     "  note: ids are row numbers here (nothing sets id), so with --state the\n"
                     "  rows of a second file repeat the first file's ids; map an id column\n"
@@ -606,8 +695,8 @@ cmd_replay(int argc, char **argv)
                     fprintf(stderr, " %9.3f", (double)R.tally[i].fraud_alerts / (double)st->alerts);
                 else
                     fprintf(stderr, " %9s", "-");
-                if (fraud && !r->is_match)
-                    fprintf(stderr, " %9.3f", (double)R.tally[i].fraud_hits / (double)fraud);
+                if (R.fraud && !r->is_match)
+                    fprintf(stderr, " %9.3f", (double)R.tally[i].fraud_hits / (double)R.fraud);
                 else
                     fprintf(stderr, " %9s", "-");
             }
@@ -629,8 +718,8 @@ cmd_replay(int argc, char **argv)
             fprintf(stderr, "replay: the alerts match %s (%zu)\n", expect, nwant);
         }
     }
-    for (size_t i = 0; i < nreasons; i++)
-        free(first_reasons[i]);
+    for (size_t i = 0; i < R.nreasons; i++)
+        free(R.first_reasons[i]);
 done:
     if (R.out != NULL && R.out != stdout)
         fclose(R.out);
