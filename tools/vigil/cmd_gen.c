@@ -14,9 +14,10 @@
  *   impossible_travel  a card-present purchase at home, then one 2,000+ km
  *                      away an hour or two later
  *   account_takeover   a login from abroad (a high-risk country), password
- *                      change, new device, then a large transfer from that
- *                      device within two hours, half the time followed by a
- *                      large online casino purchase
+ *                      change, new device, a new payee never confirmed, then
+ *                      a large transfer from that device within two hours,
+ *                      half the time followed by a large online casino
+ *                      purchase
  *   mule_cash_out      a transfer that empties an account into a mule, then a
  *                      cash-out of the same amount by the mule within an hour
  *                      (half the time at an ATM in a high-risk country)
@@ -60,6 +61,16 @@ gen_usage(FILE *f)
                "  vigil replay --rules rules/examples --input data.csv --label is_fraud\n"
                "\n"
                "Exit status: 0 success, 64 usage error, 66 the output cannot be written.\n");
+}
+
+/* A coordinate as the text formats print it (4 decimals) and a reader
+ * reads it back: the protobuf output carries the same value as CSV and JSONL. */
+static double
+as_text(float x)
+{
+    char b[32];
+    snprintf(b, sizeof b, "%.4f", x);
+    return strtod(b, NULL);
 }
 
 /* ---- Randomness: splitmix64, so every platform gives the same stream ---- */
@@ -112,6 +123,18 @@ static const city cities[] = {
     {"IN", 19.076, 72.878},   {"SG", 1.352, 103.82},    {"JP", 35.676, 139.65},
 };
 
+#define DAY_MS 86400000LL
+
+/* Great-circle distance between two cities (as geo_km computes it). */
+static double
+city_km(uint16_t a, uint16_t b)
+{
+    double r = M_PI / 180, la1 = cities[a].lat * r, la2 = cities[b].lat * r;
+    double dla = la2 - la1, dlo = (cities[b].lon - cities[a].lon) * r;
+    double h = sin(dla / 2) * sin(dla / 2) + cos(la1) * cos(la2) * sin(dlo / 2) * sin(dlo / 2);
+    return 2 * 6371.0 * asin(sqrt(h));
+}
+
 static const struct {
     const char *id, *name, *category;
 } merchants[] = {
@@ -156,6 +179,10 @@ typedef struct account {
     uint16_t city;
     double mean;     /* typical purchase, major units */
     int64_t balance; /* minor units */
+    /* where the card was last present, and a trip abroad under way */
+    bool has_cp;
+    uint16_t last_cp_city, trip_city;
+    int64_t last_cp_t, trip_end;
 } account;
 
 typedef struct gev {
@@ -203,8 +230,8 @@ add(world *w, int64_t t, uint32_t a, uint8_t stream)
     e->bal_before = e->bal_after = INT64_MIN;
     e->device = a;
     e->city = w->acct[a].city;
-    e->lat = (float)(cities[e->city].lat + normal(&w->r) * 0.05);
-    e->lon = (float)(cities[e->city].lon + normal(&w->r) * 0.05);
+    e->lat = (float)(cities[e->city].lat + normal(&w->r) * 0.005); /* ~500 m */
+    e->lon = (float)(cities[e->city].lon + normal(&w->r) * 0.005);
     e->success = 1;
     e->status = APPROVED;
     return e;
@@ -237,6 +264,14 @@ normal_txn(world *w, int64_t t, uint32_t a)
         if (l)
             l->kind = K_LOGIN;
     }
+    if (type == TRANSFER && uniform(r) < 0.1) {
+        /* a new payee, confirmed (by the second factor) a few minutes later */
+        int64_t tp = t - 1200000 - (int64_t)below(r, 1800000);
+        gev *p = add(w, tp, a, EVENT_STREAM);
+        gev *c = p ? add(w, tp + 30000 + (int64_t)below(r, 600000), a, EVENT_STREAM) : NULL;
+        if (p && c)
+            p->kind = K_NEW_PAYEE, c->kind = K_PAYEE_CONFIRMED;
+    }
     gev *e = add(w, t, a, TXN_STREAM);
     if (e == NULL)
         return;
@@ -257,10 +292,26 @@ normal_txn(world *w, int64_t t, uint32_t a)
         e->cp = (int32_t)below(r, w->naccts);
     if (uniform(r) < 0.03)
         e->status = DECLINED;
-    if (e->channel == POS && uniform(r) < 0.02) { /* abroad, rarely */
-        e->city = (uint16_t)below(r, VG_ARRAY_LEN(cities));
-        e->lat = (float)cities[e->city].lat;
-        e->lon = (float)cities[e->city].lon;
+    if (e->channel == POS || e->channel == ATM) { /* the card is where its owner is */
+        uint16_t c = ac->city;
+        if (t < ac->trip_end) {
+            c = ac->trip_city;
+        } else if (e->channel == POS && uniform(r) < 0.02) { /* a trip abroad, rarely */
+            ac->trip_city = (uint16_t)below(r, VG_ARRAY_LEN(cities));
+            ac->trip_end = t + DAY_MS + (int64_t)below(r, 4 * DAY_MS);
+            c = ac->trip_city;
+        }
+        /* nobody travels faster than a plane: a day to get anywhere */
+        if (ac->has_cp && c != ac->last_cp_city && t - ac->last_cp_t < DAY_MS)
+            c = ac->last_cp_city;
+        if (c != e->city) {
+            e->city = c;
+            e->lat = (float)cities[c].lat;
+            e->lon = (float)cities[c].lon;
+        }
+        ac->has_cp = true;
+        ac->last_cp_city = c;
+        ac->last_cp_t = t;
     }
     e->bal_before = ac->balance;
     int64_t delta = type == CASH_IN || type == REFUND ? e->amount : -e->amount;
@@ -285,6 +336,13 @@ at_city(gev *e, uint16_t c)
     e->city = c;
     e->lat = (float)cities[c].lat;
     e->lon = (float)cities[c].lon;
+}
+
+static int
+cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
 }
 
 /* Emits one fraud scenario starting near t; returns the events it made. */
@@ -339,7 +397,7 @@ scenario(world *w, int64_t t, uint8_t which)
         e->type = PURCHASE, e->channel = POS, e->amount = amount_minor(30 + uniform(r) * 70);
         e->has_merchant = true, e->merchant = (uint8_t)below(r, 5);
         uint16_t home = w->acct[a].city, far = home;
-        while (far == home || strcmp(cities[far].country, cities[home].country) == 0)
+        while (far == home || city_km(home, far) < 2000) /* faster than any plane */
             far = (uint16_t)below(r, VG_ARRAY_LEN(cities));
         t += 3600000 + (int64_t)below(r, 3600000);
         if ((e = add(w, t, a, TXN_STREAM)) == NULL)
@@ -365,6 +423,10 @@ scenario(world *w, int64_t t, uint8_t which)
         if ((e = add(w, t, a, EVENT_STREAM)) == NULL)
             return 0;
         e->kind = K_DEVICE_CHANGE, e->device = dev;
+        t += 60000 + (int64_t)below(r, 600000);
+        if ((e = add(w, t, a, EVENT_STREAM)) == NULL) /* the mule, never confirmed */
+            return 0;
+        e->kind = K_NEW_PAYEE, e->device = dev;
         t += 300000 + (int64_t)below(r, 2400000);
         if ((e = add(w, t, a, TXN_STREAM)) == NULL)
             return 0;
@@ -548,8 +610,8 @@ write_pb(FILE *f, const vg_schema *sc, const gev *e, uint64_t id, vg_buf *out)
     set_str(&ev, sc, "account_id", acct);
     set_str(&ev, sc, "device_id", dev);
     set_str(&ev, sc, "country", cities[e->city].country);
-    set_num(&ev, sc, "lat", VG_V_NUM, e->lat);
-    set_num(&ev, sc, "lon", VG_V_NUM, e->lon);
+    set_num(&ev, sc, "lat", VG_V_NUM, as_text(e->lat));
+    set_num(&ev, sc, "lon", VG_V_NUM, as_text(e->lon));
     if (e->stream == EVENT_STREAM) {
         set_str(&ev, sc, "kind", kinds[e->kind]);
         set_num(&ev, sc, "success", VG_V_BOOL, e->success);
@@ -671,6 +733,7 @@ cmd_gen(int argc, char **argv)
     }
     for (size_t i = 0; i < normal_n; i++)
         times[i] = w.start + (int64_t)below(&w.r, (uint64_t)w.span);
+    qsort(times, normal_n, sizeof(int64_t), cmp_i64);
     for (size_t i = 0; i < normal_n; i++) {
         size_t before = w.n;
         normal_txn(&w, times[i], (uint32_t)below(&w.r, w.naccts));
