@@ -108,7 +108,13 @@ alert_json(const vg_alert *a, const vg_rule *r, const vg_value *aggs, unsigned d
     err = err ? err : json_str(b, a->message, a->message_len);
     /* a when rule's match is its one event */
     err = err ? err : vg_buf_puts(b, ",\"events\":[");
-    err = err ? err : json_str(b, a->event_id, a->event_id_len);
+    if (a->events == NULL)
+        err = err ? err : json_str(b, a->event_id, a->event_id_len);
+    for (uint32_t i = 0; a->events != NULL && i < a->nevents && err == VG_OK; i++) {
+        if (i > 0)
+            err = vg_buf_putc(b, ',');
+        err = err ? err : json_str(b, a->events[i], a->event_lens[i]);
+    }
     err = err ? err : vg_buf_puts(b, "],\"values\":{");
     for (uint32_t i = 0; i < r->naggs && err == VG_OK; i++) {
         if (i > 0)

@@ -14,70 +14,6 @@
 
 #define DAY_MS 86400000LL
 
-/* An id remembered for deduplication, by two independent 64-bit hashes of
- * its bytes (a false duplicate needs both to collide: ~2^-128). */
-typedef struct idrec {
-    uint64_t hash;  /* 0: empty slot */
-    uint64_t hash2; /* a second, independent hash of the id */
-    int64_t time_ms;
-    bool saved; /* in the store already */
-} idrec;
-
-/* A keyspace an event's stream uses, and a rule whose key program computes it. */
-typedef struct kspre {
-    uint16_t ks;
-    uint32_t rule;
-} kspre;
-
-struct vg_engine {
-    vg_ruleset *rs;
-    vg_vm *vm;
-    const vg_schema *sc;
-    size_t nrules;
-    vg_rule_stats *stats;
-    slab *slab; /* where key records and rule states live */
-    /* key records: open addressing, cap a power of two */
-    keyslot *keys;
-    size_t nkeys, capkeys;
-    /* per event, each keyspace's key record (valid while ks_epoch[ks] == epoch) */
-    keyrec **ks_rec;
-    uint64_t *ks_epoch;
-    uint64_t epoch;
-    /* per stream, the keyspaces its `when` rules use, each with one rule that
-     * computes the key; per event, each one's key (in ksbuf) and its hash:
-     * rows of nks1 entries, one per prepared event and a last one for an
-     * event not prepared; ks_hash etc. point at the current event's row */
-    kspre *kspre[VG_NSTREAMS];
-    size_t nkspre[VG_NSTREAMS];
-    size_t nks1;
-    uint64_t *ks_hash, *rows_hash;
-    size_t *ks_off, *ks_len, *rows_off, *rows_len;
-    /* events announced by vg_engine_prepare(): the next is prep[iprep] */
-    const vg_event *prep[VG_ENGINE_BATCH];
-    uint64_t prep_h[VG_ENGINE_BATCH + 1], prep_h2[VG_ENGINE_BATCH + 1];
-    size_t nprep, iprep;
-    /* per keyspace ks, the `when` rules keyed by it: the rule indices
-     * ksrule_ix[ksrule_start[ks] .. ksrule_start[ks + 1]) */
-    size_t *ksrule_start, *ksrule_ix;
-    vg_buf ksbuf;
-    /* dedupe index */
-    idrec *ids;
-    size_t nids, capids;
-    int64_t horizon_ms;
-    int64_t clock;
-    bool have_clock;
-    int id_slot[VG_NSTREAMS], time_slot[VG_NSTREAMS];
-    /* the store: LMDB, written back in batches */
-    store *st;
-    char *tmpdir;      /* a temporary state folder to remove at close */
-    size_t cache_keys; /* budget of key records in memory */
-    uint32_t gen;      /* cache generation: eviction drops keys untouched since the last */
-    vg_buf rec, reckey;
-    /* scratch, reused for every event */
-    vg_buf msgbuf, jsonbuf, scratch;
-    vg_value *aggs, *cols, *prevs, *noprev;
-};
-
 /* The key and id tables: big, and probed at random, so nearly every probe
  * misses the TLB with 4 KiB pages. From 2 MiB up they are mapped on their
  * own and asked to use transparent huge pages (on by default in Debian only
@@ -130,7 +66,7 @@ ksrules_build(vg_engine *e, size_t nks)
     return ok;
 }
 
-static uint64_t
+uint64_t
 hash_bytes(const char *s, size_t n, uint64_t seed)
 {
     uint64_t h = 1469598103934665603ull ^ seed; /* FNV-1a, then a final mix */
@@ -229,12 +165,16 @@ vg_engine_open(vg_ruleset *rs, const vg_engine_opts *opts, char *why, size_t why
     }
     e->capids = 1024;
     e->ids = table_alloc(e->capids, sizeof(idrec));
+    e->steps = calloc(VG_PATTERN_STEPS, sizeof(vg_event *));
+    e->pid = calloc(VG_PATTERN_STEPS * VG_PATTERN_IDS, sizeof(char *));
+    e->pidlen = calloc(VG_PATTERN_STEPS * VG_PATTERN_IDS, sizeof(uint32_t));
     e->cache_keys = opts && opts->cache_keys ? opts->cache_keys : 4000000;
     e->gen = 1;
     if (e->stats == NULL || e->aggs == NULL || e->cols == NULL || e->prevs == NULL ||
-        e->noprev == NULL || e->keys == NULL || e->ids == NULL || e->ks_rec == NULL ||
-        e->slab == NULL || !ksrules_ok || e->rows_hash == NULL || e->rows_off == NULL ||
-        e->rows_len == NULL || e->kspre[0] == NULL || e->kspre[1] == NULL || e->ks_epoch == NULL ||
+        e->noprev == NULL || e->keys == NULL || e->steps == NULL || e->pid == NULL ||
+        e->pidlen == NULL || e->ids == NULL || e->ks_rec == NULL || e->slab == NULL ||
+        !ksrules_ok || e->rows_hash == NULL || e->rows_off == NULL || e->rows_len == NULL ||
+        e->kspre[0] == NULL || e->kspre[1] == NULL || e->ks_epoch == NULL ||
         vg_vm_new(rs, &e->vm) != VG_OK) {
         vg_engine_close(e);
         return VG_ENOMEM;
@@ -257,7 +197,7 @@ vg_engine_open(vg_ruleset *rs, const vg_engine_opts *opts, char *why, size_t why
     vg_err err = store_open(dir, e->tmpdir == NULL, (size_t)64 << 30, &e->st, why, whylen);
     if (err == VG_OK && e->tmpdir == NULL) {
         int64_t clock = INT64_MIN;
-        err = store_clock(e->st, &clock, false);
+        err = store_meta(e->st, "clock", &clock, false);
         if (err == VG_OK && clock != INT64_MIN) {
             e->clock = clock;
             e->have_clock = true;
@@ -265,6 +205,8 @@ vg_engine_open(vg_ruleset *rs, const vg_engine_opts *opts, char *why, size_t why
         if (err == VG_OK)
             err =
                 store_ids(e->st, e->have_clock ? e->clock - e->horizon_ms : INT64_MIN, load_id, e);
+        if (err == VG_OK)
+            err = pattern_load(e);
         if (err == VG_OK)
             err = store_commit(e->st);
         if (err && why[0] == '\0')
@@ -331,8 +273,10 @@ flush_once(vg_engine *e)
     if (err == VG_OK && e->have_clock) {
         err = store_ids(e->st, e->clock - e->horizon_ms, NULL, NULL); /* drop expired ids */
         if (err == VG_OK)
-            err = store_clock(e->st, &e->clock, true);
+            err = store_meta(e->st, "clock", &e->clock, true);
     }
+    if (err == VG_OK)
+        err = pattern_save(e);
     if (err == VG_OK)
         err = store_commit(e->st);
     return err;
@@ -347,8 +291,13 @@ keyrec_bytes(const vg_engine *e, uint32_t keylen)
 static void
 keyrec_free(vg_engine *e, keyrec *k)
 {
-    for (size_t r = 0; r < e->nrules; r++)
-        rstate_free(e->slab, k->rules[r], vg_ruleset_rule(e->rs, r));
+    for (size_t r = 0; r < e->nrules; r++) {
+        const vg_rule *rule = vg_ruleset_rule(e->rs, r);
+        if (rule->is_match)
+            pstate_free((pstate *)(void *)k->rules[r], rule);
+        else
+            rstate_free(e->slab, k->rules[r], rule);
+    }
     slab_free(e->slab, k, keyrec_bytes(e, k->keylen)); /* rule pointers and key included */
 }
 
@@ -365,6 +314,17 @@ vg_engine_close(vg_engine *e)
     }
     vg_buf_free(&e->rec);
     vg_buf_free(&e->reckey);
+    for (size_t r = 0; r < e->nrules && e->keys != NULL; r++) { /* not in the slab */
+        const vg_rule *rule = vg_ruleset_rule(e->rs, r);
+        for (size_t i = 0; rule->is_match && i < e->capkeys; i++)
+            if (e->keys[i].hash != 0)
+                pstate_free((pstate *)(void *)e->keys[i].k->rules[r], rule);
+    }
+    pattern_timers_free(e);
+    vg_buf_free(&e->pkeys);
+    free(e->steps);
+    free(e->pid);
+    free(e->pidlen);
     slab_destroy(e->slab); /* every key record and state at once */
     free(e->ks_rec);
     free(e->ks_epoch);
@@ -391,6 +351,12 @@ vg_engine_close(vg_engine *e)
     vg_ruleset_unref(e->rs);
     free(e);
     return err;
+}
+
+vg_err
+vg_engine_finish(vg_engine *e, vg_alert_fn fn, void *ctx)
+{
+    return pattern_fire(e, INT64_MAX, fn, ctx);
 }
 
 const vg_rule_stats *
@@ -542,7 +508,7 @@ keys_rehash(vg_engine *e, size_t cap)
     return VG_OK;
 }
 
-static keyrec *
+keyrec *
 key_get(vg_engine *e, uint16_t ks, const char *key, uint32_t len, uint64_t h)
 {
     keyslot *sl = key_find(e->keys, e->capkeys, h, ks, key, len);
@@ -634,7 +600,7 @@ column_value(const vg_column *c, vg_value v)
     return h;
 }
 
-static vg_err
+vg_err
 render_message(vg_engine *e, const vg_rule *r, const vg_vm_ctx *ctx, unsigned digits)
 {
     e->msgbuf.len = 0;
@@ -931,12 +897,18 @@ vg_engine_process(vg_engine *e, const vg_event *ev, vg_alert_fn fn, void *ctx, v
     }
     *outcome = VG_EV_ACCEPTED;
     e->epoch++; /* a new event: no key computed yet */
+    e->seq++;
     if (!e->have_clock || t > e->clock)
         e->clock = t;
     e->have_clock = true;
+    /* first the alerts whose deadlines this event's time passes */
+    if (e->ntimers > 0)
+        err = pattern_fire(e, e->clock, fn, ctx);
     for (size_t i = 0; i < e->nrules && err == VG_OK; i++) {
         const vg_rule *r = vg_ruleset_rule(e->rs, i);
-        if (!r->is_match && r->on == ev->stream)
+        if (r->is_match)
+            err = pattern_event(e, i, ev, t, e->seq, fn, ctx);
+        else if (r->on == ev->stream)
             err = run_rule(e, i, ev, t, idv, fn, ctx);
     }
     if (err == VG_OK && e->nkeys > e->cache_keys)

@@ -125,7 +125,13 @@ vg_err store_put(store *s, const char *ks, const char *key, uint32_t keylen, con
 vg_err store_put_id(store *s, const char *id, uint32_t len, int64_t time_ms);
 vg_err store_ids(store *s, int64_t horizon_start,
                  void (*fn)(void *, const char *, uint32_t, int64_t), void *ctx);
-vg_err store_clock(store *s, int64_t *clock, bool write);
+/* A named 64-bit value of the meta database (left as it is when absent). */
+vg_err store_meta(store *s, const char *name, int64_t *value, bool write);
+/* The timers database: emptied, added to, read in key order. */
+vg_err store_timers_clear(store *s);
+vg_err store_timer_put(store *s, const void *key, size_t klen, const void *val, size_t vlen);
+vg_err store_timers(store *s, void (*fn)(void *, const void *, size_t, const void *, size_t),
+                    void *ctx);
 vg_err store_commit(store *s);
 /* After VG_ELIMIT (the map is full): drops the open write transaction and
  * doubles the map, up to its maximum (then VG_ELIMIT). */
@@ -148,5 +154,107 @@ vg_err alert_json(const vg_alert *a, const vg_rule *r, const vg_value *aggs, uns
                   const char *const *tags, vg_buf *out);
 void alert_id(const vg_rule *r, const char *key, uint32_t keylen, const char *event_id,
               uint32_t idlen, char out[33]);
+
+/* ---- The engine ---------------------------------------------------------- */
+
+/* An id remembered for deduplication, by two independent 64-bit hashes of
+ * its bytes (a false duplicate needs both to collide: ~2^-128). */
+typedef struct idrec {
+    uint64_t hash;  /* 0: empty slot */
+    uint64_t hash2; /* a second, independent hash of the id */
+    int64_t time_ms;
+    bool saved; /* in the store already */
+} idrec;
+
+/* A keyspace an event's stream uses, and a rule whose key program computes it. */
+typedef struct kspre {
+    uint16_t ks;
+    uint32_t rule;
+} kspre;
+
+struct vg_engine {
+    vg_ruleset *rs;
+    vg_vm *vm;
+    const vg_schema *sc;
+    size_t nrules;
+    vg_rule_stats *stats;
+    slab *slab; /* where key records and rule states live */
+    /* key records: open addressing, cap a power of two */
+    keyslot *keys;
+    size_t nkeys, capkeys;
+    /* per event, each keyspace's key record (valid while ks_epoch[ks] == epoch) */
+    keyrec **ks_rec;
+    uint64_t *ks_epoch;
+    uint64_t epoch;
+    /* per stream, the keyspaces its `when` rules use, each with one rule that
+     * computes the key; per event, each one's key (in ksbuf) and its hash:
+     * rows of nks1 entries, one per prepared event and a last one for an
+     * event not prepared; ks_hash etc. point at the current event's row */
+    kspre *kspre[VG_NSTREAMS];
+    size_t nkspre[VG_NSTREAMS];
+    size_t nks1;
+    uint64_t *ks_hash, *rows_hash;
+    size_t *ks_off, *ks_len, *rows_off, *rows_len;
+    /* events announced by vg_engine_prepare(): the next is prep[iprep] */
+    const vg_event *prep[VG_ENGINE_BATCH];
+    uint64_t prep_h[VG_ENGINE_BATCH + 1], prep_h2[VG_ENGINE_BATCH + 1];
+    size_t nprep, iprep;
+    /* per keyspace ks, the `when` rules keyed by it: the rule indices
+     * ksrule_ix[ksrule_start[ks] .. ksrule_start[ks + 1]) */
+    size_t *ksrule_start, *ksrule_ix;
+    vg_buf ksbuf;
+    /* dedupe index */
+    idrec *ids;
+    size_t nids, capids;
+    int64_t horizon_ms;
+    int64_t clock;
+    bool have_clock;
+    int id_slot[VG_NSTREAMS], time_slot[VG_NSTREAMS];
+    /* the store: LMDB, written back in batches */
+    store *st;
+    char *tmpdir;      /* a temporary state folder to remove at close */
+    size_t cache_keys; /* budget of key records in memory */
+    uint32_t gen;      /* cache generation: eviction drops keys untouched since the last */
+    vg_buf rec, reckey;
+    /* match rules */
+    uint64_t seq;          /* accepted events so far: arrival numbers */
+    struct ptimer *timers; /* trailing `not` deadlines: a binary min-heap */
+    size_t ntimers, captimers;
+    uint64_t next_cand;     /* ids of candidates waiting for a deadline */
+    vg_buf pkeys;           /* an event's step keys */
+    const vg_event **steps; /* by step: the events of the match being evaluated */
+    const char **pid;       /* an alert's event ids (VG_PATTERN_STEPS x VG_PATTERN_IDS) */
+    uint32_t *pidlen;
+    /* scratch, reused for every event */
+    vg_buf msgbuf, jsonbuf, scratch;
+    vg_value *aggs, *cols, *prevs, *noprev;
+};
+
+/* engine.c, for pattern.c */
+uint64_t hash_bytes(const char *s, size_t n, uint64_t seed);
+/* The record of (ks, key), made (or read back from the store) when it is
+ * not in memory; h is hash_bytes(key, len, ks). NULL: out of memory. */
+keyrec *key_get(vg_engine *e, uint16_t ks, const char *key, uint32_t len, uint64_t h);
+/* Renders r's message into e->msgbuf. */
+vg_err render_message(vg_engine *e, const vg_rule *r, const vg_vm_ctx *ctx, unsigned digits);
+
+/* pattern.c: match rules. A pattern's state for a key sits in the key
+ * record's slot for the rule, like a when rule's rstate. */
+typedef struct pstate pstate;
+/* Feeds an accepted event to match rule ri (seq: its arrival number). */
+vg_err pattern_event(vg_engine *e, size_t ri, const vg_event *ev, int64_t t, uint64_t seq,
+                     vg_alert_fn fn, void *ctx);
+/* Fires the trailing `not` deadlines earlier than t (all of them when
+ * t is INT64_MAX), earliest first. */
+vg_err pattern_fire(vg_engine *e, int64_t t, vg_alert_fn fn, void *ctx);
+void pstate_free(pstate *ps, const vg_rule *r);
+/* A pattern state as bytes (appended to out), and back (VG_EINVAL: damaged). */
+vg_err pstate_encode(const pstate *ps, const vg_rule *r, const vg_schema *sc, vg_buf *out);
+vg_err pstate_decode(const vg_rule *r, const vg_schema *sc, const unsigned char *p, size_t n,
+                     pstate **out);
+/* The pending deadlines to the store, and back (at open). */
+vg_err pattern_save(vg_engine *e);
+vg_err pattern_load(vg_engine *e);
+void pattern_timers_free(vg_engine *e);
 
 #endif

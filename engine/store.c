@@ -36,7 +36,7 @@
 struct store {
     size_t map_bytes, max_bytes; /* the map now, and how far it may grow */
     MDB_env *env;
-    MDB_dbi state, ids, meta;
+    MDB_dbi state, ids, meta, timers;
     MDB_txn *wtxn; /* the open write transaction, if any */
 };
 
@@ -71,7 +71,8 @@ store_open(const char *dir, bool durable, size_t max_bytes, store **out, char *w
         (rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0 ||
         (rc = mdb_dbi_open(txn, "state", MDB_CREATE, &s->state)) != 0 ||
         (rc = mdb_dbi_open(txn, "ids", MDB_CREATE, &s->ids)) != 0 ||
-        (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->meta)) != 0) {
+        (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->meta)) != 0 ||
+        (rc = mdb_dbi_open(txn, "timers", MDB_CREATE, &s->timers)) != 0) {
         snprintf(why, whylen, "can't open the state in '%s': %s", dir, mdb_strerror(rc));
         if (txn)
             mdb_txn_abort(txn);
@@ -238,21 +239,59 @@ store_ids(store *s, int64_t horizon_start, void (*fn)(void *, const char *, uint
 }
 
 vg_err
-store_clock(store *s, int64_t *clock, bool write)
+store_timers_clear(store *s)
 {
-    MDB_val k = {5, (void *)"clock"}, v = {sizeof *clock, clock};
+    vg_err err = wtxn(s);
+    return err ? err : mdb_err(mdb_drop(s->wtxn, s->timers, 0));
+}
+
+vg_err
+store_timer_put(store *s, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    vg_err err = wtxn(s);
+    if (err)
+        return err;
+    MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
+    return mdb_err(mdb_put(s->wtxn, s->timers, &k, &v, 0));
+}
+
+vg_err
+store_timers(store *s, void (*fn)(void *, const void *, size_t, const void *, size_t), void *ctx)
+{
+    MDB_txn *txn = s->wtxn; /* one transaction per thread: the open one, if any */
+    int rc = 0;
+    if (txn == NULL && (rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn)) != 0)
+        return mdb_err(rc);
+    MDB_cursor *c;
+    rc = mdb_cursor_open(txn, s->timers, &c);
+    MDB_val k, v;
+    for (rc = rc ? rc : mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT))
+        fn(ctx, k.mv_data, k.mv_size, v.mv_data, v.mv_size);
+    if (rc == MDB_NOTFOUND || rc == 0)
+        mdb_cursor_close(c);
+    if (txn != s->wtxn)
+        mdb_txn_abort(txn);
+    return rc == MDB_NOTFOUND ? VG_OK : mdb_err(rc);
+}
+
+vg_err
+store_meta(store *s, const char *name, int64_t *value, bool write)
+{
+    MDB_val k = {strlen(name), (void *)name}, v = {sizeof *value, value};
     if (write) {
         vg_err err = wtxn(s);
         return err ? err : mdb_err(mdb_put(s->wtxn, s->meta, &k, &v, 0));
     }
-    MDB_txn *txn;
-    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
-    if (rc != 0)
+    MDB_txn *txn = s->wtxn;
+    int rc = 0;
+    if (txn == NULL && (rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn)) != 0)
         return mdb_err(rc);
     rc = mdb_get(txn, s->meta, &k, &v);
-    if (rc == 0 && v.mv_size == sizeof *clock)
-        memcpy(clock, v.mv_data, sizeof *clock);
-    mdb_txn_abort(txn);
+    if (rc == 0 && v.mv_size == sizeof *value)
+        memcpy(value, v.mv_data, sizeof *value);
+    if (txn != s->wtxn)
+        mdb_txn_abort(txn);
     return rc == 0 || rc == MDB_NOTFOUND ? VG_OK : mdb_err(rc);
 }
 
@@ -335,9 +374,23 @@ keyrec_encode(const keyrec *k, const vg_ruleset *rs, size_t nrules, vg_buf *out)
     size_t nat = out->len;
     err = err ? err : put(out, &n, 2);
     for (size_t i = 0; i < nrules && !err; i++) {
+        const vg_rule *r = vg_ruleset_rule(rs, i);
         if (k->rules[i] == NULL)
             continue;
-        err = encode_rule(out, vg_ruleset_rule(rs, i), k->rules[i]);
+        if (r->is_match) {
+            err = put(out, r->state_id, 16);
+            size_t lenat = out->len;
+            uint32_t len = 0;
+            err = err ? err : put(out, &len, 4);
+            err = err ? err
+                      : pstate_encode((const pstate *)(const void *)k->rules[i], r,
+                                      vg_ruleset_schema(rs), out);
+            len = (uint32_t)(out->len - lenat - 4);
+            if (!err)
+                memcpy(out->data + lenat, &len, 4);
+        } else {
+            err = encode_rule(out, r, k->rules[i]);
+        }
         n++;
     }
     if (!err)
@@ -507,10 +560,20 @@ keyrec_decode(slab *sl, keyrec *k, const vg_ruleset *rs, size_t nrules, const vg
             if (memcmp(rule->state_id, id, 16) != 0 || rule->keyspace != k->keyspace ||
                 k->rules[ri] != NULL)
                 continue;
+            vg_err err;
+            if (rule->is_match) {
+                pstate *ps = NULL;
+                err = pstate_decode(rule, vg_ruleset_schema(rs), sub.p, (size_t)(sub.end - sub.p),
+                                    &ps);
+                k->rules[ri] = (rstate *)(void *)ps;
+                if (err)
+                    return err;
+                break;
+            }
             rstate *st = keyrec_state(sl, k, rule, ri);
             if (st == NULL)
                 return VG_ENOMEM;
-            vg_err err = decode_rule(sl, &sub, rule, st);
+            err = decode_rule(sl, &sub, rule, st);
             if (err)
                 return err;
             break; /* a state_id no rule has is dropped */

@@ -52,6 +52,12 @@ typedef struct vg_alert {
     const char *json; /* the alert as one line of compact JSON (SPEC §3), no newline */
     uint32_t json_len;
     bool suppressed; /* counted, not to be delivered */
+    bool due;        /* made due by a deadline (a trailing `not`), not by the event
+                        being processed: it does not count for that event's decision */
+    /* the ids of the match's events, in order (NULL: just event_id) */
+    const char *const *events;
+    const uint32_t *event_lens;
+    uint32_t nevents;
 } vg_alert;
 
 typedef void (*vg_alert_fn)(void *ctx, const vg_alert *a);
@@ -79,12 +85,23 @@ vg_err vg_engine_prepare(vg_engine *e, const vg_event *const *evs, size_t n);
 vg_err vg_engine_process(vg_engine *e, const vg_event *ev, vg_alert_fn fn, void *ctx,
                          vg_outcome *outcome, const char **reason);
 
+/* At the end of a replay (--flush): fires every pending trailing `not`
+ * deadline, earliest first, as if time had passed them all. */
+vg_err vg_engine_finish(vg_engine *e, vg_alert_fn fn, void *ctx);
+
+/* Partial matches a match rule keeps per key; beyond, the oldest is
+ * dropped (and counted in vg_rule_stats.dropped). */
+#define VG_PATTERN_PARTIALS 1024
+/* Event ids an alert lists per quantified step (count() stays exact). */
+#define VG_PATTERN_IDS 100
+
 /* Counters, per rule index (vg_ruleset_rule order). */
 typedef struct vg_rule_stats {
     uint64_t matched;    /* events that passed `where` */
     uint64_t alerts;     /* alerts emitted */
     uint64_t suppressed; /* alerts counted but not emitted */
     uint64_t empty_keys; /* events skipped because the key was empty */
+    uint64_t dropped;    /* match rules: partial matches dropped at the bound (oldest first) */
 } vg_rule_stats;
 
 const vg_rule_stats *vg_engine_rule_stats(const vg_engine *e, size_t rule);

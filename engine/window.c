@@ -240,6 +240,7 @@ window_value(const rstate *s, uint32_t ncols, const vg_aggspec *a, uint32_t from
         *out = typed(seen ? 1 : 0, VG_V_BOOL);
         return VG_OK;
     }
+    case VG_AGG_FIRST: break; /* match rules only */
     }
     *out = missing;
     return VG_OK;

@@ -68,20 +68,33 @@ dump_prog(const vg_ruleset *rs, FILE *f, const char *label, const vg_prog *p)
 void
 vg_ruleset_dump(const vg_ruleset *rs, FILE *f)
 {
-    static const char *const wins[] = {"over", "over-before", "over-history"};
-    static const char *const fns[] = {"count", "count-if", "sum",      "avg",
-                                      "min",   "max",      "distinct", "seen"};
+    static const char *const wins[] = {"over", "over-before", "over-history", "step"};
+    static const char *const fns[] = {"count", "count-if", "sum",  "avg",  "min",
+                                      "max",   "distinct", "seen", "first"};
     for (uint32_t i = 0; i < rs->C.nrules; i++) {
         const vg_rule *r = &rs->rules[i];
         fprintf(f, "rule %s  version %s  state %s  keyspace %u (%s)\n", r->name, r->version,
                 r->state_id, r->keyspace, rs->keyspaces[r->keyspace]);
-        if (r->is_match) {
-            fprintf(f, "  (a pattern: evaluated by the pattern engine, not in this version)\n\n");
-            continue;
+        if (r->is_match)
+            fprintf(f, "  within %lldms\n", (long long)r->within_ms);
+        for (uint32_t k = 0; k < r->nsteps; k++) {
+            const vg_step *s = &r->steps[k];
+            fprintf(f, "  step %u: %s%s %s", k, s->neg ? "not" : s->name, s->neg ? "" : ":",
+                    vg_stream_name(s->stream));
+            if (s->qmin > 0 && s->qmax < 0)
+                fprintf(f, " {%d,}", s->qmin);
+            else if (s->qmin > 0)
+                fprintf(f, " {%d,%d}", s->qmin, s->qmax);
+            fprintf(f, "  keyspace %u (%s)\n", s->keyspace, rs->keyspaces[s->keyspace]);
+            dump_prog(rs, f, "  key", &s->key);
+            dump_prog(rs, f, "  rule where", &s->filter);
+            dump_prog(rs, f, "  where", &s->where);
         }
-        dump_prog(rs, f, "key", &r->key);
-        dump_prog(rs, f, "where", &r->where);
-        dump_prog(rs, f, "when", &r->when);
+        if (!r->is_match) {
+            dump_prog(rs, f, "key", &r->key);
+            dump_prog(rs, f, "where", &r->where);
+            dump_prog(rs, f, "when", &r->when);
+        }
         for (uint32_t k = 0; k < r->ncols; k++) {
             char label[32];
             snprintf(label, sizeof label, "column %u%s", k, r->cols[k].hashed ? " (hashed)" : "");
@@ -90,7 +103,9 @@ vg_ruleset_dump(const vg_ruleset *rs, FILE *f)
         for (uint32_t k = 0; k < r->naggs; k++) {
             const vg_aggspec *a = &r->aggs[k];
             fprintf(f, "  aggregate %u: %s column %d %s", k, fns[a->fn], a->col, wins[a->win]);
-            if (a->win != VG_WIN_HISTORY)
+            if (a->win == VG_WIN_STEP)
+                fprintf(f, " %d", a->step);
+            else if (a->win != VG_WIN_HISTORY)
                 fprintf(f, " %lldms", (long long)a->ms);
             fprintf(f, "   \"%s\"\n", a->text);
         }

@@ -469,6 +469,43 @@ gen_agg(gen *G, node *n)
     emit(G, OP_AGG, 0, 0, k);
 }
 
+/* count(a), sum(a.f), avg, min, max, first(a.f): over a step's events. */
+static void
+gen_binding_agg(gen *G, node *n)
+{
+    vg_aggspec a = {0};
+    a.text = node_text(G, n);
+    const vg_aggspec *have = (const vg_aggspec *)G->aggs.data;
+    for (uint32_t i = 0; i < G->aggs.len / sizeof(vg_aggspec); i++) {
+        if (strcmp(have[i].text, a.text) == 0) {
+            emit(G, OP_AGG, 0, 0, i);
+            return;
+        }
+    }
+    node *arg = n->args[0];
+    a.win = VG_WIN_STEP;
+    a.step = arg->step;
+    a.col = -1;
+    a.kind = VG_V_NUM;
+    switch (n->fn) {
+    case FN_count: a.fn = VG_AGG_COUNT; break;
+    case FN_sum: a.fn = VG_AGG_SUM; break;
+    case FN_avg: a.fn = VG_AGG_AVG; break;
+    case FN_min: a.fn = VG_AGG_MIN; break;
+    case FN_max: a.fn = VG_AGG_MAX; break;
+    default: a.fn = VG_AGG_FIRST; break;
+    }
+    if (a.fn != VG_AGG_COUNT) {
+        a.col = column(G, arg, false);
+        if (a.fn != VG_AGG_SUM && a.fn != VG_AGG_AVG)
+            a.kind = vkind(&arg->ty);
+        a.money = arg->ty.money;
+    }
+    uint32_t k = (uint32_t)(G->aggs.len / sizeof(vg_aggspec));
+    grow(G, &G->aggs, &a, sizeof a);
+    emit(G, OP_AGG, 0, 0, k);
+}
+
 static void
 gen_prev(gen *G, node *n)
 {
@@ -544,6 +581,11 @@ gen_expr(gen *G, node *n)
         }
         if (n->fn == FN_col) {
             emit(G, OP_COL, 0, 0, (uint32_t)n->col);
+            return;
+        }
+        if (vg_functions[n->fn].cls == FC_AGG &&
+            !((n->fn == FN_min || n->fn == FN_max) && n->nargs >= 2)) {
+            gen_binding_agg(G, n);
             return;
         }
         if (n->fn == FN_attr) {
@@ -750,25 +792,13 @@ rule_identity(gen *G, rule *a, vg_rule *r)
     vg_buf_free(&b);
 }
 
-static void
-collect_lists(gen *G, const node *n)
-{
-    if (n == NULL)
-        return;
-    if (n->kind == N_IN && n->b->kind == N_NAME && n->b->list)
-        note_list(G, n->b->list);
-    collect_lists(G, n->a);
-    collect_lists(G, n->b);
-    for (uint32_t i = 0; i < n->nargs; i++)
-        collect_lists(G, n->args[i]);
-}
-
+/* The keyspace of a key expression (NULL: account_id). */
 static uint16_t
-keyspace(gen *G, rule *a)
+keyspace(gen *G, const node *key)
 {
     vg_buf b = {0};
-    if (a->key)
-        tokens_text(G, a->key->sp.file, a->key->sp.start, a->key->sp.end, &b);
+    if (key)
+        tokens_text(G, key->sp.file, key->sp.start, key->sp.end, &b);
     else
         vg_buf_puts(&b, "account_id");
     uint16_t k;
@@ -793,6 +823,20 @@ keyspace(gen *G, rule *a)
     return k;
 }
 
+/* A key program: the expression, or the stream's account_id. */
+static void
+gen_key(gen *G, node *key, uint8_t stream, vg_prog *out)
+{
+    if (key) {
+        gen_prog(G, key, out);
+    } else {
+        node k = {.kind = N_NAME, .ref = REF_FIELD, .step = -1};
+        k.field = vg_schema_field(G->C->schema, (vg_stream_id)stream, "account_id", 10);
+        k.ty.t = TY_STRING;
+        gen_prog(G, &k, out);
+    }
+}
+
 static void
 gen_rule(gen *G, rule *a, vg_rule *r, uint32_t index)
 {
@@ -810,19 +854,35 @@ gen_rule(gen *G, rule *a, vg_rule *r, uint32_t index)
     r->suppress_ms = a->suppress_ms;
     r->tags = (const char *const *)a->tags;
     r->ntags = a->ntags;
-    r->keyspace = keyspace(G, a);
+    r->keyspace = keyspace(G, a->key);
     if (!r->is_match) {
-        /* the key: its expression, or the stream's account_id */
-        if (a->key) {
-            gen_prog(G, a->key, &r->key);
-        } else {
-            node k = {.kind = N_NAME, .ref = REF_FIELD, .step = -1};
-            k.field = vg_schema_field(G->C->schema, a->on, "account_id", 10);
-            k.ty.t = TY_STRING;
-            gen_prog(G, &k, &r->key);
-        }
+        gen_key(G, a->key, a->on, &r->key);
         gen_prog(G, a->where, &r->where);
         gen_prog(G, a->when, &r->when);
+    } else {
+        pattern *p = a->match;
+        r->within_ms = a->within_ms;
+        r->nsteps = p->nsteps;
+        r->steps = cstate_alloc(G->C, p->nsteps * sizeof(vg_step));
+        for (uint32_t i = 0; r->steps && i < p->nsteps; i++) {
+            step *s = &p->steps[i];
+            vg_step *v = &r->steps[i];
+            memset(v, 0, sizeof *v);
+            v->name = s->neg ? NULL : cstate_strndup(G->C, s->name, s->namelen);
+            v->neg = s->neg;
+            v->stream = (vg_stream_id)s->stream;
+            v->qmin = s->qmin;
+            v->qmax = s->qmax;
+            node *key = s->by ? s->by : s->rule_key;
+            v->keyspace = keyspace(G, key);
+            gen_key(G, key, s->stream, &v->key);
+            gen_prog(G, s->rule_where, &v->filter);
+            gen_prog(G, s->where, &v->where);
+        }
+        if (r->steps == NULL)
+            G->oom = true;
+    }
+    {
         if (a->message) {
             r->nmsg = a->message->nparts;
             r->msg = cstate_alloc(G->C, r->nmsg * sizeof(vg_msgpart));
@@ -834,17 +894,6 @@ gen_rule(gen *G, rule *a, vg_rule *r, uint32_t index)
                     gen_prog(G, p->expr, &r->msg[i].prog);
             }
         }
-    } else {
-        /* patterns run in the pattern engine (a later version); the lists
-         * they use still count in rule_version */
-        collect_lists(G, a->where);
-        collect_lists(G, a->key);
-        for (uint32_t i = 0; i < a->match->nsteps; i++) {
-            collect_lists(G, a->match->steps[i].by);
-            collect_lists(G, a->match->steps[i].where);
-        }
-        for (uint32_t i = 0; a->message && i < a->message->nparts; i++)
-            collect_lists(G, a->message->parts[i].expr);
     }
     r->aggs = arena_copy(G, &G->aggs);
     r->naggs = (uint32_t)(G->aggs.len / sizeof(vg_aggspec));

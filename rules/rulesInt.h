@@ -426,10 +426,10 @@ typedef struct srcfile {
 #define VG_MAX_DEPTH 200 /* nesting of expressions, a limit on stack use */
 #define VG_MAX_ARGS 64   /* arguments of one call */
 #define VG_MAX_HEIGHT                                                                              \
-    256                         /* height of an expression tree: bounds the stack of every         \
-                                   stage that walks it (checked under ASan: ~650 is too many) */
-#define VG_MAX_STEPS 64         /* steps of one pattern (checking is quadratic in them) */
-#define VG_MAX_FILE (64u << 20) /* bytes per rule or list file */
+    256                               /* height of an expression tree: bounds the stack of every   \
+                                         stage that walks it (checked under ASan: ~650 is too many) */
+#define VG_MAX_STEPS VG_PATTERN_STEPS /* steps of one pattern (checking is quadratic in them) */
+#define VG_MAX_FILE (64u << 20)       /* bytes per rule or list file */
 
 typedef struct cstate {
     vg_arena *arena;

@@ -40,12 +40,14 @@ typedef enum vg_aggfn {
     VG_AGG_MAX,
     VG_AGG_DISTINCT, /* distinct values of the column */
     VG_AGG_SEEN,     /* did an earlier entry have the current event's value? */
+    VG_AGG_FIRST,    /* match rules: the column on a step's first event */
 } vg_aggfn;
 
 typedef enum vg_window {
     VG_WIN_RANGE = 0, /* over D: t - D <= time <= t, the current event included */
     VG_WIN_BEFORE,    /* over D before: the same without the current event */
     VG_WIN_HISTORY,   /* over history: every earlier entry, not the current one */
+    VG_WIN_STEP,      /* match rules: over the events bound to a step (vg_aggspec.step) */
 } vg_window;
 
 /* A window aggregate of a rule. */
@@ -54,7 +56,8 @@ typedef struct vg_aggspec {
     uint8_t win;  /* vg_window */
     int16_t col;  /* the column it reads, -1 for count() */
     int64_t ms;   /* the window (RANGE, BEFORE) */
-    uint8_t kind; /* vg_vkind of the value (MIN/MAX keep the column's kind) */
+    uint8_t kind; /* vg_vkind of the value (MIN/MAX/FIRST keep the column's kind) */
+    int16_t step; /* VG_WIN_STEP: the step; its column reads the step's event */
     bool money;
     const char *text; /* source text, white space collapsed: the key in "values" */
 } vg_aggspec;
@@ -79,13 +82,29 @@ typedef struct vg_msgpart {
 
 typedef enum vg_action { VG_ALLOW = 0, VG_REVIEW, VG_BLOCK } vg_action;
 
+/* Steps of one pattern, at most. */
+#define VG_PATTERN_STEPS 64
+
+/* One step of a match rule's pattern. Programs read the step's event as the
+ * current event (ctx.ev) and earlier steps' events through ctx.steps. */
+typedef struct vg_step {
+    const char *name; /* the binding; NULL for a `not` step */
+    bool neg;
+    vg_stream_id stream;
+    int32_t qmin, qmax; /* quantifier: qmin 0 = none; qmax -1 = no upper bound */
+    uint16_t keyspace;  /* of the key program's text */
+    vg_prog key;        /* `by`, else the rule's key, else account_id */
+    vg_prog filter;     /* the rule's `where` (.n == 0: true) */
+    vg_prog where;      /* the step's own `where` (.n == 0: true) */
+} vg_step;
+
 typedef struct vg_rule {
     const char *name;
     char version[9];   /* rule_version: 8 hex digits */
     char state_id[17]; /* changes when key/on/where/when/match/within/suppress change */
     uint32_t index;    /* in rule order */
     vg_stream_id on;
-    bool is_match;            /* pattern rules run in the pattern engine (not this version) */
+    bool is_match;            /* a pattern: steps, within; no key/where/when */
     uint16_t keyspace;        /* rules with the same key expression share one */
     vg_prog key, where, when; /* where/when: .n == 0 means true */
     vg_column *cols;
@@ -102,6 +121,9 @@ typedef struct vg_rule {
     bool shadow;
     int64_t suppress_ms;   /* 0: none */
     int64_t max_window_ms; /* longest RANGE/BEFORE window: entries older are pruned */
+    vg_step *steps;        /* match rules */
+    uint32_t nsteps;
+    int64_t within_ms;
     const char *const *tags;
     uint32_t ntags;
 } vg_rule;

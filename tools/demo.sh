@@ -23,8 +23,8 @@ echo "== vigil gen: 100,000 events over 2,000 accounts, 1% in fraud scenarios"
 $vigil gen --accounts 2000 --events 100000 --seed 7 --out "$demo/events.csv"
 
 echo
-echo "== vigil replay --rules rules/examples --input $demo/events.csv --label is_fraud"
-$vigil replay --rules rules/examples --input "$demo/events.csv" --label is_fraud \
+echo "== vigil replay --rules rules/examples --input $demo/events.csv --label is_fraud --flush"
+$vigil replay --rules rules/examples --input "$demo/events.csv" --label is_fraud --flush \
     --out "$demo/alerts.jsonl"
 
 echo
@@ -32,6 +32,5 @@ echo "== the first alerts ($demo/alerts.jsonl holds all of them)"
 head -n 3 "$demo/alerts.jsonl"
 
 echo
-echo "Pattern rules (card testing, travel, mule, takeover) compile but are not evaluated"
-echo "in this version. The rule language: docs/language.md. Try your own rules:"
+echo "The rule language: docs/language.md. Try your own rules:"
 echo "  $vigil replay --rules YOUR_RULES.vgl --input $demo/events.csv --label is_fraud"

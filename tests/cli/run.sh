@@ -229,6 +229,16 @@ grep_in "$tmp/out" '"key":"1","time_ms":3600000,"event_id":"1"' "the map sets ke
 expect 0 "row-number ids, first file" -- "$vigil" replay -q --rules "$tmp/big.vgl" --input "$tmp/nofields.csv" --map "$tmp/nofields.map" --state "$tmp/rowstate"
 expect 0 "row-number ids, second file" -- "$vigil" replay --rules "$tmp/big.vgl" --input "$tmp/nofields.csv" --map "$tmp/nofields.map" --state "$tmp/rowstate" --out /dev/null
 grep_in "$tmp/err" "ids are row numbers here" "duplicates from row-number ids are explained"
+# patterns across files: partial matches and pending deadlines live in --state
+pn="$top/tests/golden/replay/pattern_not"
+expect 0 "patterns over one file, flushed" -- "$vigil" replay -q --rules "$pn/rules.vgl" --input "$pn/events.jsonl" --flush --out "$tmp/pw"
+head -n 14 "$pn/events.jsonl" >"$tmp/p1.jsonl"
+tail -n +15 "$pn/events.jsonl" >"$tmp/p2.jsonl"
+expect 0 "patterns, first half" -- "$vigil" replay -q --rules "$pn/rules.vgl" --input "$tmp/p1.jsonl" --state "$tmp/pstate" --out "$tmp/pa"
+expect 0 "patterns, second half, flushed" -- "$vigil" replay -q --rules "$pn/rules.vgl" --input "$tmp/p2.jsonl" --state "$tmp/pstate" --flush --out "$tmp/pb"
+cat "$tmp/pa" "$tmp/pb" >"$tmp/pab"
+[ -s "$tmp/pw" ] && cmp -s "$tmp/pab" "$tmp/pw" && ok || bad "patterns split over two --state runs differ from one run"
+grep -q '"event_id":"n2-p"' "$tmp/pb" && ok || bad "a deadline pending at the end of the first run fires in the second"
 expect 0 "--flush is accepted (when rules have no deadlines)" -- "$vigil" replay -q --flush --rules "$tmp/big.vgl" --input "$tmp/nofields.csv" --map "$tmp/nofields.map"
 expect 64 "--config is refused plainly" -- "$vigil" replay --config "$tmp/c.yaml" --rules "$tmp/big.vgl" --input "$tmp/nofields.csv"
 grep_in "$tmp/err" "not available in this version" "--config says it is not in this version"

@@ -53,8 +53,9 @@ replay_usage(FILE *f)
             "                       back to the state and dropped (default 4000000)\n"
             "      --expect FILE    compare the alerts with FILE (JSONL alerts, or lines of\n"
             "                       rule,key,event_id); print the difference, exit 1 if any\n"
-            "      --flush          at the end, fire pattern deadlines still pending (patterns\n"
-            "                       are not evaluated in this version: nothing to fire)\n"
+            "      --flush          at the end, fire the deadlines of trailing `not` steps\n"
+            "                       still pending, as if time had passed them (without it,\n"
+            "                       they stay pending, in the --state folder if given)\n"
             "      --config FILE    decision thresholds from a run config: not in this\n"
             "                       version (it comes with `vigil run`); refused\n"
             "  -q, --quiet          no summary, no progress\n"
@@ -71,9 +72,104 @@ replay_usage(FILE *f)
 }
 
 typedef struct rule_tally {
-    uint64_t fraud_alerts; /* emitted alerts whose event is fraud */
+    uint64_t fraud_alerts; /* emitted alerts whose event (event_id) is fraud */
     uint64_t fraud_hits;   /* fraud events in any alert of the rule, suppressed included */
 } rule_tally;
+
+/* The ids of the rows labelled fraud (--label), so that any event of an
+ * alert can be judged, not only the row being read (a pattern's match spans
+ * earlier rows; a deadline's alert names one). Open addressing; entry i's
+ * bit r in `counted` says rule r's alerts counted it for recall already. */
+typedef struct fraud_id {
+    uint64_t hash; /* 0: empty */
+    char *id;
+    uint32_t len;
+    uint32_t index;
+} fraud_id;
+
+typedef struct fraud_set {
+    fraud_id *tab;
+    size_t n, cap;
+    uint8_t *counted; /* n x nrules bits */
+    size_t nrules;
+} fraud_set;
+
+static uint64_t
+id_hash(const char *s, size_t n)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
+    return h ? h : 1;
+}
+
+static fraud_id *
+fraud_find(const fraud_set *f, const char *id, size_t len)
+{
+    if (f->cap == 0)
+        return NULL;
+    uint64_t h = id_hash(id, len);
+    for (size_t i = h & (f->cap - 1);; i = (i + 1) & (f->cap - 1)) {
+        fraud_id *e = &f->tab[i];
+        if (e->hash == 0)
+            return NULL;
+        if (e->hash == h && e->len == len && memcmp(e->id, id, len) == 0)
+            return e;
+    }
+}
+
+static bool
+fraud_add(fraud_set *f, const char *id, size_t len)
+{
+    if (fraud_find(f, id, len) != NULL)
+        return true;
+    if ((f->n + 1) * 2 > f->cap) {
+        size_t cap = f->cap ? f->cap * 2 : 1024;
+        fraud_id *tab = calloc(cap, sizeof(fraud_id));
+        uint8_t *counted = realloc(f->counted, (cap * f->nrules + 7) / 8);
+        if (tab == NULL || counted == NULL) {
+            free(tab);
+            if (counted != NULL)
+                f->counted = counted;
+            return false;
+        }
+        memset(counted + (f->cap * f->nrules + 7) / 8, 0,
+               (cap * f->nrules + 7) / 8 - (f->cap * f->nrules + 7) / 8);
+        f->counted = counted;
+        for (size_t i = 0; i < f->cap; i++) {
+            if (f->tab[i].hash == 0)
+                continue;
+            size_t j = f->tab[i].hash & (cap - 1);
+            while (tab[j].hash != 0)
+                j = (j + 1) & (cap - 1);
+            tab[j] = f->tab[i];
+        }
+        free(f->tab);
+        f->tab = tab;
+        f->cap = cap;
+    }
+    uint64_t h = id_hash(id, len);
+    size_t i = h & (f->cap - 1);
+    while (f->tab[i].hash != 0)
+        i = (i + 1) & (f->cap - 1);
+    f->tab[i].id = malloc(len ? len : 1);
+    if (f->tab[i].id == NULL)
+        return false;
+    memcpy(f->tab[i].id, id, len);
+    f->tab[i].hash = h;
+    f->tab[i].len = (uint32_t)len;
+    f->tab[i].index = (uint32_t)f->n++;
+    return true;
+}
+
+static void
+fraud_free(fraud_set *f)
+{
+    for (size_t i = 0; i < f->cap; i++)
+        free(f->tab[i].id);
+    free(f->tab);
+    free(f->counted);
+}
 
 typedef struct triple {
     char *s; /* "rule\0key\0event_id" joined by \x1f for sorting */
@@ -91,8 +187,8 @@ typedef struct replay {
     hit *hits;
     size_t nhits, caphits;
     const vg_ruleset *rs;
-    int label; /* of the event being processed */
     rule_tally *tally;
+    fraud_set fraud_ids;
     bool collect; /* --expect: keep the alerts' triples */
     char **got;
     size_t ngot, capgot;
@@ -142,7 +238,7 @@ on_alert(void *ctx, const vg_alert *a)
 {
     replay *R = ctx;
     rule_tally *t = &R->tally[a->rule->index];
-    if (R->decisions) { /* suppression affects delivery only: a hit either way */
+    if (R->decisions && !a->due) { /* suppression affects delivery only: a hit either way */
         if (R->nhits == R->caphits) {
             size_t cap = R->caphits ? R->caphits * 2 : 16;
             hit *v = realloc(R->hits, cap * sizeof(hit));
@@ -155,12 +251,22 @@ on_alert(void *ctx, const vg_alert *a)
         R->hits[R->nhits].message = strndup(a->message, a->message_len);
         R->nhits++;
     }
-    if (R->label == 1)
-        t->fraud_hits++; /* suppressed alerts count for recall */
+    /* recall: each fraud event of the match, once per rule (suppressed alerts
+     * count: a rule that fires on a burst and suppresses the rest caught it) */
+    fraud_set *F = &R->fraud_ids;
+    for (uint32_t i = 0; F->n > 0 && i < (a->events ? a->nevents : 1); i++) {
+        fraud_id *f = a->events ? fraud_find(F, a->events[i], a->event_lens[i])
+                                : fraud_find(F, a->event_id, a->event_id_len);
+        size_t bit = f ? (size_t)f->index * F->nrules + a->rule->index : 0;
+        if (f != NULL && !(F->counted[bit / 8] & (1u << (bit % 8)))) {
+            F->counted[bit / 8] |= (uint8_t)(1u << (bit % 8));
+            t->fraud_hits++;
+        }
+    }
     if (a->suppressed)
         return;
     R->alerts++;
-    if (R->label == 1)
+    if (fraud_find(F, a->event_id, a->event_id_len) != NULL)
         t->fraud_alerts++;
     if (!R->decisions &&
         (fwrite(a->json, 1, a->json_len, R->out) != a->json_len || fputc('\n', R->out) == EOF))
@@ -398,19 +504,25 @@ run_batch(replay *R, vg_engine *eng, batch *b, const char *input, uint64_t *line
             keep_reason(R->first_reasons, &R->nreasons, input, p->line, reason);
             continue;
         }
-        R->label = p->label;
-        R->fraud += p->label == 1;
-        R->unlabelled += p->label < 0;
+        const vg_field *idf = vg_schema_field(vg_ruleset_schema(R->rs), p->ev.stream, "id", 2);
+        const vg_value *idv = idf ? &p->ev.v[idf->slot] : NULL;
+        bool has_id = idv != NULL && idv->kind == VG_V_STR;
+        /* before the event's alerts, which may name it */
+        if (p->label == 1 && has_id && !fraud_add(&R->fraud_ids, idv->u.s, idv->len)) {
+            err = VG_ENOMEM;
+            break;
+        }
         vg_outcome out;
         *line = p->line;
         err = vg_engine_process(eng, &p->ev, on_alert, R, &out, &reason);
         if (err)
             break;
-        if (R->decisions && out == VG_EV_ACCEPTED) {
-            const vg_field *idf = vg_schema_field(vg_ruleset_schema(R->rs), p->ev.stream, "id", 2);
-            if (idf != NULL)
-                write_decision(R, p->ev.v[idf->slot].u.s, p->ev.v[idf->slot].len);
+        if (out == VG_EV_ACCEPTED) { /* a duplicate or rejected row is not counted twice */
+            R->fraud += p->label == 1;
+            R->unlabelled += p->label < 0;
         }
+        if (R->decisions && out == VG_EV_ACCEPTED && has_id)
+            write_decision(R, idv->u.s, idv->len);
         if (out == VG_EV_REJECTED) {
             R->rejected++;
             keep_reason(R->first_reasons, &R->nreasons, input, p->line, reason);
@@ -484,7 +596,7 @@ cmd_replay(int argc, char **argv)
     size_t nrules = 0;
     const char *input = NULL, *format = NULL, *map = NULL, *label = NULL, *outpath = NULL,
                *expect = NULL, *state = NULL;
-    bool quiet = false, decisions = false;
+    bool quiet = false, decisions = false, flush = false;
     size_t cache_keys = 0;
     char *end;
     int c;
@@ -506,7 +618,7 @@ cmd_replay(int argc, char **argv)
         case 'q': quiet = true; break;
         case 'S': state = optarg; break;
         case 'D': decisions = true; break;
-        case 'F': break; /* no pattern deadlines exist until patterns are evaluated */
+        case 'F': flush = true; break;
         case 'C':
             return cli_usage_error("replay",
                                    "--config is not available in this version: the run config "
@@ -604,6 +716,7 @@ cmd_replay(int argc, char **argv)
     size_t nr = vg_ruleset_nrules(rs);
     R.rs = rs;
     R.tally = calloc(nr ? nr : 1, sizeof(rule_tally));
+    R.fraud_ids.nrules = nr ? nr : 1;
     R.collect = expect != NULL;
     R.decisions = decisions;
     bool tty = isatty(STDERR_FILENO) && !quiet;
@@ -651,6 +764,10 @@ cmd_replay(int argc, char **argv)
     }
     free(B->arena);
     free(B);
+    if (flush && rc == VG_EXIT_OK && vg_engine_finish(eng, on_alert, &R) != VG_OK) {
+        fprintf(stderr, "vigil replay: out of memory firing the pending deadlines\n");
+        rc = 1;
+    }
     double dt = now_s() - t0;
     if (tty && dt > 0.5)
         show_progress(rd, R.read, t0, true);
@@ -695,13 +812,14 @@ cmd_replay(int argc, char **argv)
                     fprintf(stderr, " %9.3f", (double)R.tally[i].fraud_alerts / (double)st->alerts);
                 else
                     fprintf(stderr, " %9s", "-");
-                if (R.fraud && !r->is_match)
+                if (R.fraud)
                     fprintf(stderr, " %9.3f", (double)R.tally[i].fraud_hits / (double)R.fraud);
                 else
                     fprintf(stderr, " %9s", "-");
             }
-            if (r->is_match)
-                fprintf(stderr, "  (pattern: not evaluated in this version)");
+            if (st->dropped)
+                fprintf(stderr, "  (%llu partial matches dropped at the bound of %d per key)",
+                        (unsigned long long)st->dropped, VG_PATTERN_PARTIALS);
             fputc('\n', stderr);
         }
     }
@@ -730,6 +848,7 @@ done:
         free(want[i]);
     free(want);
     free(R.tally);
+    fraud_free(&R.fraud_ids);
     free(R.hits);
     vg_reader_close(rd);
     if (vg_engine_close(eng) != VG_OK && rc == VG_EXIT_OK) {
