@@ -53,14 +53,12 @@ ksrules_build(vg_engine *e, size_t nks)
     size_t *fill = calloc(nks, sizeof(size_t));
     bool ok = e->ksrule_start && e->ksrule_ix && fill;
     for (size_t i = 0; ok && i < e->nrules; i++)
-        if (!vg_ruleset_rule(e->rs, i)->is_match)
-            e->ksrule_start[vg_ruleset_rule(e->rs, i)->keyspace + 1]++;
+        e->ksrule_start[vg_ruleset_rule(e->rs, i)->keyspace + 1]++;
     for (size_t k = 1; ok && k <= nks; k++)
         e->ksrule_start[k] += e->ksrule_start[k - 1];
     for (size_t i = 0; ok && i < e->nrules; i++) {
         const vg_rule *r = vg_ruleset_rule(e->rs, i);
-        if (!r->is_match)
-            e->ksrule_ix[e->ksrule_start[r->keyspace] + fill[r->keyspace]++] = i;
+        e->ksrule_ix[e->ksrule_start[r->keyspace] + fill[r->keyspace]++] = i;
     }
     free(fill);
     return ok;
@@ -166,15 +164,16 @@ vg_engine_open(vg_ruleset *rs, const vg_engine_opts *opts, char *why, size_t why
     e->capids = 1024;
     e->ids = table_alloc(e->capids, sizeof(idrec));
     e->steps = calloc(VG_PATTERN_STEPS, sizeof(vg_event *));
+    e->proot = pattern_root_alloc();
     e->pid = calloc(VG_PATTERN_STEPS * VG_PATTERN_IDS, sizeof(char *));
     e->pidlen = calloc(VG_PATTERN_STEPS * VG_PATTERN_IDS, sizeof(uint32_t));
     e->cache_keys = opts && opts->cache_keys ? opts->cache_keys : 4000000;
     e->gen = 1;
     if (e->stats == NULL || e->aggs == NULL || e->cols == NULL || e->prevs == NULL ||
-        e->noprev == NULL || e->keys == NULL || e->steps == NULL || e->pid == NULL ||
-        e->pidlen == NULL || e->ids == NULL || e->ks_rec == NULL || e->slab == NULL ||
-        !ksrules_ok || e->rows_hash == NULL || e->rows_off == NULL || e->rows_len == NULL ||
-        e->kspre[0] == NULL || e->kspre[1] == NULL || e->ks_epoch == NULL ||
+        e->noprev == NULL || e->keys == NULL || e->steps == NULL || e->proot == NULL ||
+        e->pid == NULL || e->pidlen == NULL || e->ids == NULL || e->ks_rec == NULL ||
+        e->slab == NULL || !ksrules_ok || e->rows_hash == NULL || e->rows_off == NULL ||
+        e->rows_len == NULL || e->kspre[0] == NULL || e->kspre[1] == NULL || e->ks_epoch == NULL ||
         vg_vm_new(rs, &e->vm) != VG_OK) {
         vg_engine_close(e);
         return VG_ENOMEM;
@@ -323,6 +322,7 @@ vg_engine_close(vg_engine *e)
     pattern_timers_free(e);
     vg_buf_free(&e->pkeys);
     free(e->steps);
+    free(e->proot);
     free(e->pid);
     free(e->pidlen);
     slab_destroy(e->slab); /* every key record and state at once */

@@ -199,7 +199,7 @@ struct vg_engine {
     const vg_event *prep[VG_ENGINE_BATCH];
     uint64_t prep_h[VG_ENGINE_BATCH + 1], prep_h2[VG_ENGINE_BATCH + 1];
     size_t nprep, iprep;
-    /* per keyspace ks, the `when` rules keyed by it: the rule indices
+    /* per keyspace ks, the rules keyed by it (a match rule: by its `key`): the rule indices
      * ksrule_ix[ksrule_start[ks] .. ksrule_start[ks + 1]) */
     size_t *ksrule_start, *ksrule_ix;
     vg_buf ksbuf;
@@ -223,6 +223,7 @@ struct vg_engine {
     uint64_t next_cand;     /* ids of candidates waiting for a deadline */
     vg_buf pkeys;           /* an event's step keys */
     const vg_event **steps; /* by step: the events of the match being evaluated */
+    struct pmatch *proot;   /* a stand-in root for a key with no pattern state yet */
     const char **pid;       /* an alert's event ids (VG_PATTERN_STEPS x VG_PATTERN_IDS) */
     uint32_t *pidlen;
     /* scratch, reused for every event */
@@ -256,5 +257,6 @@ vg_err pstate_decode(const vg_rule *r, const vg_schema *sc, const unsigned char 
 vg_err pattern_save(vg_engine *e);
 vg_err pattern_load(vg_engine *e);
 void pattern_timers_free(vg_engine *e);
+struct pmatch *pattern_root_alloc(void); /* room for a root of any rule; free() it */
 
 #endif

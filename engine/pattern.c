@@ -72,9 +72,14 @@ typedef struct pmatch {
     plist b[];         /* by step */
 } pmatch;
 
+#define PS_INLINE 4 /* partial-match pointers in the state's own block */
+
+/* One block: the state, then its root (nothing bound, never freed on its
+ * own), so a key whose pattern is idle costs one cache miss to look at. */
 struct pstate {
-    pmatch **pm; /* pm[0] is the root */
+    pmatch **pm; /* pm[0] is the root; pm is inline_pm until it grows */
     uint32_t n, cap;
+    pmatch *inline_pm[PS_INLINE];
     int64_t lead_neg_max; /* leading `not`: the latest satisfying time, INT64_MIN none */
     bool alerted;
     int64_t last_alert;
@@ -182,15 +187,21 @@ next_positive(const vg_rule *r, uint32_t j)
     return j;
 }
 
-static pmatch *
-pmatch_new(const vg_rule *r)
+static void
+pmatch_init(const vg_rule *r, pmatch *m)
 {
-    pmatch *m = calloc(1, sizeof *m + r->nsteps * sizeof(plist));
-    if (m == NULL)
-        return NULL;
+    memset(m, 0, sizeof *m + r->nsteps * sizeof(plist));
     m->next = first_positive(r);
     m->t0 = INT64_MAX;
     m->lead_neg = INT64_MIN;
+}
+
+static pmatch *
+pmatch_new(const vg_rule *r)
+{
+    pmatch *m = malloc(sizeof *m + r->nsteps * sizeof(plist));
+    if (m != NULL)
+        pmatch_init(r, m);
     return m;
 }
 
@@ -220,20 +231,23 @@ pmatch_is_root(const pstate *ps, const pmatch *m)
     return ps->n > 0 && ps->pm[0] == m;
 }
 
+struct pmatch *
+pattern_root_alloc(void)
+{
+    return calloc(1, sizeof(pmatch) + VG_PATTERN_STEPS * sizeof(plist));
+}
+
 static pstate *
 pstate_new(const vg_rule *r)
 {
-    pstate *ps = calloc(1, sizeof *ps);
+    pstate *ps = calloc(1, sizeof *ps + sizeof(pmatch) + r->nsteps * sizeof(plist));
     if (ps == NULL)
         return NULL;
     ps->lead_neg_max = INT64_MIN;
-    ps->cap = 8;
-    ps->pm = malloc(ps->cap * sizeof(pmatch *));
-    if (ps->pm == NULL || (ps->pm[0] = pmatch_new(r)) == NULL) {
-        free(ps->pm);
-        free(ps);
-        return NULL;
-    }
+    ps->cap = PS_INLINE;
+    ps->pm = ps->inline_pm;
+    ps->pm[0] = (pmatch *)(void *)(ps + 1);
+    pmatch_init(r, ps->pm[0]);
     ps->n = 1;
     return ps;
 }
@@ -243,10 +257,32 @@ pstate_free(pstate *ps, const vg_rule *r)
 {
     if (ps == NULL)
         return;
-    for (uint32_t i = 0; i < ps->n; i++)
+    for (uint32_t i = 1; i < ps->n; i++)
         pmatch_free(ps->pm[i], r->nsteps);
-    free(ps->pm);
+    for (uint32_t s = 0; s < r->nsteps; s++)
+        plist_clear(&ps->pm[0]->b[s]);
+    if (ps->pm != ps->inline_pm)
+        free(ps->pm);
     free(ps);
+}
+
+/* Appends m to ps (false: out of memory). */
+static bool
+pstate_push(pstate *ps, pmatch *m)
+{
+    if (ps->n == ps->cap) {
+        uint32_t cap = ps->cap * 2;
+        pmatch **v = ps->pm == ps->inline_pm ? malloc(cap * sizeof(pmatch *))
+                                             : realloc(ps->pm, cap * sizeof(pmatch *));
+        if (v == NULL)
+            return false;
+        if (ps->pm == ps->inline_pm)
+            memcpy(v, ps->inline_pm, sizeof ps->inline_pm);
+        ps->pm = v;
+        ps->cap = cap;
+    }
+    ps->pm[ps->n++] = m;
+    return true;
 }
 
 /* Adds m to ps; at the bound, the oldest partial match (after the root)
@@ -261,17 +297,10 @@ pstate_add(vg_engine *e, size_t ri, pstate *ps, pmatch *m)
         ps->n--;
         e->stats[ri].dropped++;
     }
-    if (ps->n == ps->cap) {
-        uint32_t cap = ps->cap * 2;
-        pmatch **v = realloc(ps->pm, cap * sizeof(pmatch *));
-        if (v == NULL) {
-            pmatch_free(m, r->nsteps);
-            return VG_ENOMEM;
-        }
-        ps->pm = v;
-        ps->cap = cap;
+    if (!pstate_push(ps, m)) {
+        pmatch_free(m, r->nsteps);
+        return VG_ENOMEM;
     }
-    ps->pm[ps->n++] = m;
     return VG_OK;
 }
 
@@ -703,40 +732,90 @@ advance(vg_engine *e, size_t ri, pstate *ps, const pmatch *m, uint32_t j, pev *x
     return pstate_add(e, ri, ps, c);
 }
 
-/* ev for one key of rule ri: the steps in mask (their key is this key and
- * the rule's `where` holds). */
+/* What one event does to one key of a match rule: the state and the event's
+ * copy are made only when something is to be kept (most events bind
+ * nothing). */
+typedef struct apply_ctx {
+    vg_engine *e;
+    size_t ri;
+    const vg_rule *r;
+    keyrec *k;
+    pstate *ps; /* NULL: the key has no state for the rule yet */
+    pev *x;     /* the event's copy, NULL until bound */
+    const vg_event *ev;
+    int64_t t;
+    uint64_t seq;
+} apply_ctx;
+
+/* Makes sure the state exists; *m, if it was the stand-in root, becomes
+ * the real one. */
 static vg_err
-apply(vg_engine *e, size_t ri, keyrec *k, pstate *ps, const vg_event *ev, int64_t t, uint64_t seq,
-      uint64_t mask, vg_alert_fn fn, void *fctx)
+need_state(apply_ctx *A, pmatch **m)
 {
-    const vg_rule *r = vg_ruleset_rule(e->rs, ri);
-    pev *x = pev_new(e->sc, ev, seq, t);
-    if (x == NULL)
-        return VG_ENOMEM;
+    if (A->ps == NULL) {
+        A->ps = pstate_new(A->r);
+        if (A->ps == NULL)
+            return VG_ENOMEM;
+        A->k->rules[A->ri] = (rstate *)(void *)A->ps;
+    }
+    if (m != NULL && *m == A->e->proot)
+        *m = A->ps->pm[0];
+    A->k->dirty = true;
+    return VG_OK;
+}
+
+static vg_err
+need_event(apply_ctx *A, pmatch **m)
+{
+    vg_err err = need_state(A, m);
+    if (err == VG_OK && A->x == NULL && (A->x = pev_new(A->e->sc, A->ev, A->seq, A->t)) == NULL)
+        err = VG_ENOMEM;
+    return err;
+}
+
+/* The event for one key of rule ri: the steps in mask (their key is this
+ * key and the rule's `where` holds). */
+static vg_err
+apply(apply_ctx *A, uint64_t mask, vg_alert_fn fn, void *fctx)
+{
+    vg_engine *e = A->e;
+    const vg_rule *r = A->r;
+    const vg_event *ev = A->ev;
+    int64_t t = A->t;
     vg_err err = VG_OK;
     pmatch *best = NULL;
-    uint32_t n0 = ps->n;
+    uint32_t n0 = A->ps ? A->ps->n : 1;
     uint32_t last = r->nsteps - 1;
+    if (A->ps == NULL) { /* a stand-in for the root: nothing bound */
+        memset(e->proot, 0, sizeof *e->proot + r->nsteps * sizeof(plist));
+        e->proot->next = first_positive(r);
+        e->proot->t0 = INT64_MAX;
+        e->proot->lead_neg = INT64_MIN;
+    }
     for (uint32_t i = 0; i < n0 && err == VG_OK; i++) {
-        pmatch *m = ps->pm[i];
+        pmatch *m = A->ps ? A->ps->pm[i] : e->proot;
         if (m->dead)
             continue;
         if (m->candidate) {
-            if ((mask >> last & 1) && step_holds(e, r, m, last, ev, t))
+            if ((mask >> last & 1) && step_holds(e, r, m, last, ev, t)) {
                 m->dead = true;
+                A->k->dirty = true;
+            }
             continue;
         }
         uint32_t j = m->next;
         pmatch *done = NULL;
         if (r->steps[j].qmin > 0) {
             uint32_t j2 = j + 1; /* plain and positive: the checker sees to it */
-            if ((mask >> j2 & 1) && step_holds(e, r, m, j2, ev, t))
-                err = advance(e, ri, ps, m, j2, x, k->key, k->keylen, &done);
+            if ((mask >> j2 & 1) && step_holds(e, r, m, j2, ev, t) &&
+                (err = need_event(A, &m)) == VG_OK)
+                err = advance(e, A->ri, A->ps, m, j2, A->x, A->k->key, A->k->keylen, &done);
             if (err == VG_OK && (mask >> j & 1) && step_holds(e, r, m, j, ev, t) &&
-                !plist_add(&m->b[j], x))
+                (err = need_event(A, &m)) == VG_OK && !plist_add(&m->b[j], A->x))
                 err = VG_ENOMEM;
-        } else if ((mask >> j & 1) && step_holds(e, r, m, j, ev, t)) {
-            err = advance(e, ri, ps, m, j, x, k->key, k->keylen, &done);
+        } else if ((mask >> j & 1) && step_holds(e, r, m, j, ev, t) &&
+                   (err = need_event(A, &m)) == VG_OK) {
+            err = advance(e, A->ri, A->ps, m, j, A->x, A->k->key, A->k->keylen, &done);
         }
         if (done != NULL) {
             if (best == NULL || more_recent(r, done, best)) {
@@ -747,16 +826,20 @@ apply(vg_engine *e, size_t ri, keyrec *k, pstate *ps, const vg_event *ev, int64_
             }
         }
         /* a `not` step between the last bound step and j */
-        if (err == VG_OK && j > 0 && r->steps[j - 1].neg && !pmatch_is_root(ps, m) &&
-            (mask >> (j - 1) & 1) && step_holds(e, r, m, j - 1, ev, t))
+        if (err == VG_OK && j > 0 && r->steps[j - 1].neg && m != e->proot &&
+            !pmatch_is_root(A->ps, m) && (mask >> (j - 1) & 1) &&
+            step_holds(e, r, m, j - 1, ev, t)) {
             m->dead = true;
+            A->k->dirty = true;
+        }
     }
-    if (err == VG_OK && r->steps[0].neg && (mask & 1) && step_holds(e, r, ps->pm[0], 0, ev, t) &&
-        t > ps->lead_neg_max)
-        ps->lead_neg_max = t;
+    if (err == VG_OK && r->steps[0].neg && (mask & 1) &&
+        step_holds(e, r, A->ps ? A->ps->pm[0] : e->proot, 0, ev, t) &&
+        (err = need_state(A, NULL)) == VG_OK && t > A->ps->lead_neg_max)
+        A->ps->lead_neg_max = t;
     if (err == VG_OK && best != NULL) {
-        k->dirty = true;
-        err = emit(e, ri, ps, best, k->key, k->keylen, t, false, fn, fctx);
+        pstate *ps = A->ps;
+        err = emit(e, A->ri, ps, best, A->k->key, A->k->keylen, t, false, fn, fctx);
         /* reset: every partial match goes; the root starts afresh */
         for (uint32_t i = 1; i < ps->n; i++)
             ps->pm[i]->dead = true;
@@ -764,8 +847,9 @@ apply(vg_engine *e, size_t ri, keyrec *k, pstate *ps, const vg_event *ev, int64_
             plist_clear(&ps->pm[0]->b[s]);
     }
     pmatch_free(best, r->nsteps);
-    pev_unref(x);
-    pstate_prune(e, r, ps);
+    pev_unref(A->x);
+    if (A->ps != NULL)
+        pstate_prune(e, r, A->ps);
     return err;
 }
 
@@ -811,18 +895,29 @@ pattern_event(vg_engine *e, size_t ri, const vg_event *ev, int64_t t, uint64_t s
                 mask |= 1ull << i;
         live &= ~mask;
         const char *key = e->pkeys.data + off[j];
-        keyrec *k =
-            key_get(e, r->keyspace, key, (uint32_t)len[j], hash_bytes(key, len[j], r->keyspace));
-        if (k == NULL)
-            return VG_ENOMEM;
-        k->touched = e->gen;
-        k->dirty = true;
-        if (k->rules[ri] == NULL) {
-            k->rules[ri] = (rstate *)(void *)pstate_new(r);
-            if (k->rules[ri] == NULL)
+        uint16_t ks = r->keyspace;
+        /* the rule's own key: this event's record for it may be known */
+        bool own = r->steps[j].keyspace == ks;
+        keyrec *k = own && e->ks_epoch[ks] == e->epoch ? e->ks_rec[ks] : NULL;
+        if (k == NULL) {
+            k = key_get(e, ks, key, (uint32_t)len[j], hash_bytes(key, len[j], ks));
+            if (k == NULL)
                 return VG_ENOMEM;
+            if (own) {
+                e->ks_rec[ks] = k;
+                e->ks_epoch[ks] = e->epoch;
+            }
         }
-        vg_err err = apply(e, ri, k, (pstate *)(void *)k->rules[ri], ev, t, seq, mask, fn, fctx);
+        k->touched = e->gen;
+        apply_ctx A = {.e = e,
+                       .ri = ri,
+                       .r = r,
+                       .k = k,
+                       .ps = (pstate *)(void *)k->rules[ri],
+                       .ev = ev,
+                       .t = t,
+                       .seq = seq};
+        vg_err err = apply(&A, mask, fn, fctx);
         if (err)
             return err;
     }
@@ -1025,7 +1120,7 @@ pstate_decode(const vg_rule *r, const vg_schema *sc, const unsigned char *data, 
 {
     prd rd = {data, data + len, false};
     *out = NULL;
-    pstate *ps = calloc(1, sizeof *ps);
+    pstate *ps = pstate_new(r);
     if (ps == NULL)
         return VG_ENOMEM;
     uint8_t flags;
@@ -1050,18 +1145,13 @@ pstate_decode(const vg_rule *r, const vg_schema *sc, const unsigned char *data, 
     rget(&rd, &np, 4);
     if (ns != r->nsteps || np == 0 || np > len / 16)
         rd.bad = true;
-    if (!rd.bad && !err) {
-        ps->cap = np < 8 ? 8 : np;
-        if ((ps->pm = calloc(ps->cap, sizeof(pmatch *))) == NULL)
-            err = VG_ENOMEM;
-    }
     for (uint32_t i = 0; i < np && !rd.bad && !err; i++) {
-        pmatch *m = pmatch_new(r);
-        if (m == NULL) {
+        pmatch *m = i == 0 ? ps->pm[0] : pmatch_new(r); /* the root first */
+        if (m == NULL || (i > 0 && !pstate_push(ps, m))) {
+            free(m);
             err = VG_ENOMEM;
             break;
         }
-        ps->pm[ps->n++] = m;
         uint8_t f;
         rget(&rd, &m->next, 4);
         rget(&rd, &f, 1);

@@ -1,7 +1,8 @@
 #!/bin/sh
-# Replay benchmark (issue 3): `vigil replay` end to end (process start, file
+# Replay benchmark (issues 3, 4): `vigil replay` end to end (process start, file
 # read, decode, dedupe, rules, alert output to /dev/null) on one core, over
-# 1M generated events on 100k accounts, with 1, 10 and 50 rules
+# 1M generated events on 100k accounts, with 1, 10 and 50 rules, and 10
+# pattern rules plus 10 window rules
 # (tools/bench/rules/), from protobuf and from CSV input. Reports the median
 # wall time of RUNS runs as events/s, the peak RSS, and the LMDB size per
 # account after a replay with --state.
@@ -68,12 +69,17 @@ for rules in 1 10 50; do
         run "$fmt" "$top/tools/bench/rules/rules$rules.vgl"
     done
 done
+# issue 4: 10 pattern rules plus the 10 window rules
+printf '%-6s %-4s ' "10p+10" "pb"
+run pb "$top/tools/bench/rules/patterns10.vgl"
 
 # LMDB size per account: replay once with --state, then the pages LMDB uses
 # (the file is sparse: du counts the blocks written)
-for rules in 10 50; do
+for rules in 10 50 patterns10; do
+    f=$top/tools/bench/rules/rules$rules.vgl
+    [ "$rules" = patterns10 ] && f=$top/tools/bench/rules/patterns10.vgl
     rm -rf "$tmp/state"
-    "$vigil" replay -q --rules "$top/tools/bench/rules/rules$rules.vgl" \
+    "$vigil" replay -q --rules "$f" \
         --input "$data/bench-$events-$accounts.pb" --state "$tmp/state" --out /dev/null
     kb=$(du -k "$tmp/state/data.mdb" | cut -f1)
     awk -v kb="$kb" -v a="$accounts" -v r="$rules" \
