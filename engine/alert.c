@@ -3,7 +3,12 @@
  * JSON line (fields in the documented order, money with its currency's
  * digits, missing values as null).
  */
-#include <openssl/evp.h>
+/* The one-shot SHA-256 functions: OpenSSL 3 marks them deprecated in favour
+ * of EVP, but EVP allocates on every digest (the provider's context, about
+ * one malloc per EVP_DigestInit_ex even with a reused EVP_MD_CTX), and an
+ * alert id is computed per alert on the hot path. */
+#define OPENSSL_API_COMPAT 0x10100000L
+#include <openssl/sha.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -14,20 +19,20 @@ void
 alert_id(const vg_rule *r, const char *key, uint32_t keylen, const char *event_id, uint32_t idlen,
          char out[33])
 {
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    unsigned char h[EVP_MAX_MD_SIZE];
-    unsigned int n = 0;
-    if (md != NULL && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1) {
-        EVP_DigestUpdate(md, r->name, strlen(r->name) + 1); /* with its \0 */
-        EVP_DigestUpdate(md, r->version, strlen(r->version) + 1);
-        EVP_DigestUpdate(md, key, keylen);
-        EVP_DigestUpdate(md, "", 1);
-        EVP_DigestUpdate(md, event_id, idlen);
-        EVP_DigestFinal_ex(md, h, &n);
+    static const char hex[] = "0123456789abcdef";
+    unsigned char h[SHA256_DIGEST_LENGTH];
+    SHA256_CTX c;
+    SHA256_Init(&c);
+    SHA256_Update(&c, r->name, strlen(r->name) + 1); /* with its \0 */
+    SHA256_Update(&c, r->version, strlen(r->version) + 1);
+    SHA256_Update(&c, key, keylen);
+    SHA256_Update(&c, "", 1);
+    SHA256_Update(&c, event_id, idlen);
+    SHA256_Final(h, &c);
+    for (unsigned i = 0; i < 16; i++) {
+        out[2 * i] = hex[h[i] >> 4];
+        out[2 * i + 1] = hex[h[i] & 15];
     }
-    EVP_MD_CTX_free(md);
-    for (unsigned i = 0; i < 16; i++)
-        snprintf(out + 2 * i, 3, "%02x", i < n ? h[i] : 0);
     out[32] = '\0';
 }
 
@@ -70,7 +75,7 @@ json_str(vg_buf *b, const char *s, size_t len)
 /* A value in "values": numbers bare (money with its digits), booleans,
  * times and durations and strings as strings, missing as null. */
 static vg_err
-json_value(vg_buf *b, const vg_value *v, bool money, unsigned digits)
+json_value(vg_buf *b, const vg_value *v, bool money, unsigned digits, vg_buf *tmp)
 {
     switch ((vg_vkind)v->kind) {
     case VG_V_MISSING: return vg_buf_puts(b, "null");
@@ -80,11 +85,10 @@ json_value(vg_buf *b, const vg_value *v, bool money, unsigned digits)
         /* fall through */
     case VG_V_BOOL: return vg_value_format(v, money, digits, NULL, b);
     default: {
-        vg_buf t = {0};
-        vg_err err = vg_value_format(v, money, digits, NULL, &t);
+        tmp->len = 0;
+        vg_err err = vg_value_format(v, money, digits, NULL, tmp);
         if (err == VG_OK)
-            err = json_str(b, t.data ? t.data : "", t.len);
-        vg_buf_free(&t);
+            err = json_str(b, tmp->data ? tmp->data : "", tmp->len);
         return err;
     }
     }
@@ -94,7 +98,7 @@ static const char *const actions[] = {"allow", "review", "block"};
 
 vg_err
 alert_json(const vg_alert *a, const vg_rule *r, const vg_value *aggs, unsigned digits,
-           const char *const *tags, vg_buf *b)
+           const char *const *tags, vg_buf *tmp, vg_buf *b)
 {
     vg_err err = vg_buf_printf(b, "{\"id\":\"%s\",\"type\":\"alert.created\",\"rule\":", a->id);
     err = err ? err : json_str(b, r->name, strlen(r->name));
@@ -121,7 +125,7 @@ alert_json(const vg_alert *a, const vg_rule *r, const vg_value *aggs, unsigned d
             err = vg_buf_putc(b, ',');
         err = err ? err : json_str(b, r->aggs[i].text, strlen(r->aggs[i].text));
         err = err ? err : vg_buf_putc(b, ':');
-        err = err ? err : json_value(b, &aggs[i], r->aggs[i].money, digits);
+        err = err ? err : json_value(b, &aggs[i], r->aggs[i].money, digits, tmp);
     }
     err = err ? err : vg_buf_printf(b, "},\"shadow\":%s,\"tags\":[", r->shadow ? "true" : "false");
     for (uint32_t i = 0; i < r->ntags && err == VG_OK; i++) {

@@ -323,6 +323,7 @@ vg_engine_close(vg_engine *e)
     vg_buf_free(&e->pkeys);
     free(e->steps);
     free(e->proot);
+    vg_buf_free(&e->jsontmp);
     free(e->pid);
     free(e->pidlen);
     slab_destroy(e->slab); /* every key record and state at once */
@@ -771,7 +772,7 @@ run_rule(vg_engine *e, size_t ri, const vg_event *ev, int64_t t, const vg_value 
                       .suppressed = suppressed};
         alert_id(r, a.key, a.keylen, a.event_id, a.event_id_len, a.id);
         e->jsonbuf.len = 0;
-        err = alert_json(&a, r, e->aggs, ev->digits, r->tags, &e->jsonbuf);
+        err = alert_json(&a, r, e->aggs, ev->digits, r->tags, &e->jsontmp, &e->jsonbuf);
         if (err)
             return err;
         a.json = e->jsonbuf.data;

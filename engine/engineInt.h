@@ -151,7 +151,7 @@ vg_err rstate_set_prev(slab *sl, rstate *s, const vg_rule *r, const vg_value *pr
 /* alert.c */
 /* Renders the alert JSON of SPEC §3 into out. */
 vg_err alert_json(const vg_alert *a, const vg_rule *r, const vg_value *aggs, unsigned digits,
-                  const char *const *tags, vg_buf *out);
+                  const char *const *tags, vg_buf *tmp, vg_buf *out);
 void alert_id(const vg_rule *r, const char *key, uint32_t keylen, const char *event_id,
               uint32_t idlen, char out[33]);
 
@@ -227,7 +227,7 @@ struct vg_engine {
     const char **pid;       /* an alert's event ids (VG_PATTERN_STEPS x VG_PATTERN_IDS) */
     uint32_t *pidlen;
     /* scratch, reused for every event */
-    vg_buf msgbuf, jsonbuf, scratch;
+    vg_buf msgbuf, jsonbuf, scratch, jsontmp;
     vg_value *aggs, *cols, *prevs, *noprev;
 };
 

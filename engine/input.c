@@ -28,6 +28,7 @@ typedef struct cell {
 } cell;
 
 struct vg_reader {
+    uint64_t syntax; /* rows rejected for not being of the format at all */
     FILE *f;
     bool is_stdin;
     vg_format fmt;
@@ -103,6 +104,12 @@ vg_format_of_path(const char *path)
     if (strcasecmp(dot, ".pb") == 0)
         return VG_FMT_PB;
     return VG_FMT_AUTO;
+}
+
+uint64_t
+vg_reader_syntax_rejects(const vg_reader *rd)
+{
+    return rd->syntax;
 }
 
 bool
@@ -516,10 +523,12 @@ csv_next(vg_reader *rd, vg_event *ev, uint64_t *line, int *label)
     *line = start;
     if (unclosed) {
         reject(rd, "a quoted cell is never closed (a '\"' is missing)");
+        rd->syntax++;
         return VG_READ_REJECT;
     }
     if (rd->ncells != rd->ncols) {
         reject(rd, "%u cells, but the header has %u columns", rd->ncells, rd->ncols);
+        rd->syntax++;
         return VG_READ_REJECT;
     }
     vg_stream_id s = VG_STREAM_TXN;
@@ -590,10 +599,12 @@ jsonl_next(vg_reader *rd, vg_event *ev, uint64_t *line, int *label)
     rd->json = json_loadb(rd->rec.data, rd->rec.len, JSON_REJECT_DUPLICATES, &jerr);
     if (rd->json == NULL) {
         reject(rd, "not JSON: %s (at column %d)", jerr.text, jerr.column);
+        rd->syntax++;
         return VG_READ_REJECT;
     }
     if (!json_is_object(rd->json)) {
         reject(rd, "a line holds one JSON object, like {\"id\": \"t-1\", ...}");
+        rd->syntax++;
         return VG_READ_REJECT;
     }
     vg_stream_id s = VG_STREAM_TXN;
@@ -709,6 +720,7 @@ pb_next(vg_reader *rd, vg_event *ev, uint64_t *line)
             *line = ++rd->lineno;
             rd->at_end = true;
             reject(rd, "the file ends inside a length prefix (a truncated last message)");
+            rd->syntax++;
             return VG_READ_REJECT;
         }
         rd->done++;
@@ -718,12 +730,14 @@ pb_next(vg_reader *rd, vg_event *ev, uint64_t *line)
             break;
         if (shift > 63) {
             reject(rd, "a length prefix is longer than 10 bytes: not a length-delimited file");
+            rd->syntax++;
             return VG_READ_ERROR;
         }
     }
     *line = ++rd->lineno;
     if (len > (64u << 20)) {
         reject(rd, "a message of %llu bytes: more than 64 MiB", (unsigned long long)len);
+        rd->syntax++;
         return VG_READ_ERROR; /* cannot resynchronise */
     }
     rd->rec.len = 0;
@@ -741,6 +755,7 @@ pb_next(vg_reader *rd, vg_event *ev, uint64_t *line)
             rd->at_end = true;
             reject(rd, "the file ends inside a message (%llu of its %llu bytes are there)",
                    (unsigned long long)rd->rec.len, (unsigned long long)len);
+            rd->syntax++;
             return VG_READ_REJECT;
         }
         rd->done += n;
@@ -752,6 +767,7 @@ pb_next(vg_reader *rd, vg_event *ev, uint64_t *line)
                               sizeof why);
     if (err == VG_EINVAL) {
         reject(rd, "%s", why);
+        rd->syntax += strncmp(why, "not a valid", 11) == 0; /* not a message at all */
         return VG_READ_REJECT;
     }
     return err ? VG_READ_ERROR : VG_READ_EVENT;

@@ -539,7 +539,7 @@ emit(vg_engine *e, size_t ri, pstate *ps, pmatch *m, const char *key, uint32_t k
                   .nevents = nids};
     alert_id(r, a.key, a.keylen, a.event_id, a.event_id_len, a.id);
     e->jsonbuf.len = 0;
-    err = alert_json(&a, r, e->aggs, last->ev.digits, r->tags, &e->jsonbuf);
+    err = alert_json(&a, r, e->aggs, last->ev.digits, r->tags, &e->jsontmp, &e->jsonbuf);
     if (err)
         return err;
     a.json = e->jsonbuf.data;

@@ -59,6 +59,11 @@ vg_read vg_reader_next(vg_reader *rd, vg_event *ev, uint64_t *line, const char *
 /* Bytes read so far and the size of the input (0 when unknown: a pipe). */
 void vg_reader_progress(const vg_reader *rd, uint64_t *done, uint64_t *total);
 
+/* Rows rejected so far for not being of the format at all (not JSON, not a
+ * protobuf message, a CSV row with the wrong number of cells, ...), as
+ * opposed to rows of the format that are not valid events. */
+uint64_t vg_reader_syntax_rejects(const vg_reader *rd);
+
 /* Whether some event so far got its row number as its id (CSV without an id
  * column or a map that sets one). */
 bool vg_reader_row_ids(const vg_reader *rd);

@@ -270,6 +270,14 @@ grep_in "$tmp/err" "2 accepted" "stream any case, time 2e3"
 grep_in "$tmp/err" "1 events labelled fraud" "a label of 1.0 is fraud"
 grep_in "$tmp/err" "1 events have no member 'fraud'" "rows without the label are counted and said"
 printf '{"id":"1","time":1000,"account_id":"a","amount":1.005,"currency":"EUR"}\n' >"$tmp/dec.jsonl"
+# a file that is not of its format: not one event, most rows not even of the format
+head -n 50 "$tmp/g.csv" >"$tmp/csv-as.pb"
+expect 65 "a CSV file named .pb" -- "$vigil" replay -q --rules "$tmp/big.vgl" --input "$tmp/csv-as.pb"
+grep_in "$tmp/err" "is it really length-delimited protobuf?" "a CSV named .pb: the error says what to check"
+expect 65 "a CSV file read as JSONL" -- "$vigil" replay -q --rules "$tmp/big.vgl" --input "$tmp/g.csv" --format jsonl
+grep_in "$tmp/err" "no row of '$tmp/g.csv' is an event (the first: $tmp/g.csv:1: not JSON" "CSV as JSONL quotes the first reason"
+head -c 4000 /dev/zero | tr '\0' '\377' >"$tmp/random.pb"
+expect 65 "bytes that are no length prefix, as protobuf" -- "$vigil" replay -q --rules "$tmp/big.vgl" --input "$tmp/random.pb"
 expect 0 "a JSON amount with too many decimals" -- "$vigil" replay --rules "$tmp/big.vgl" --input "$tmp/dec.jsonl" --out /dev/null
 grep_in "$tmp/err" "amount '1.005' has more decimals than EUR allows (2)" "the amount is quoted as written"
 printf 'rule r { where amout > 1 }\n' >"$tmp/bad.vgl"

@@ -823,6 +823,18 @@ cmd_replay(int argc, char **argv)
             fputc('\n', stderr);
         }
     }
+    if (rc == VG_EXIT_OK && R.read > 0 && R.accepted + R.dups == 0 &&
+        vg_reader_syntax_rejects(rd) * 2 > R.read) {
+        /* not one event, and most rows not even of the format: the file is
+         * not what its format says (a row of the format that is not a valid
+         * event is the data's problem, counted, not the file's) */
+        static const char *const names[] = {"", "CSV", "JSONL", "length-delimited protobuf"};
+        fprintf(stderr,
+                "vigil replay: no row of '%s' is an event (the first: %s); is it really %s? "
+                "(--format says what a file is when its extension does not)\n",
+                input, R.nreasons ? R.first_reasons[0] : "?", names[eff]);
+        rc = VG_EXIT_DATAERR;
+    }
     if (expect != NULL && rc == VG_EXIT_OK) {
         if (nwant > 1)
             qsort(want, nwant, sizeof(char *), cmp_str);
