@@ -741,6 +741,11 @@ run_rule(vg_engine *e, size_t ri, const vg_event *ev, int64_t t, const vg_value 
     rstate *s = keyrec_state(e->slab, k, r, ri);
     if (s == NULL)
         return VG_ENOMEM;
+    /* entries are kept for twice the longest window behind the newest: an
+     * event later than one window may find some of its window gone */
+    if (s->n > 0 && r->max_window_ms > 0 &&
+        t < (int64_t)s->e[(size_t)(s->n - 1) * s->stride] - r->max_window_ms)
+        e->stats[ri].late++;
     for (uint32_t c = 0; c < r->ncols; c++)
         e->cols[c] = column_value(&r->cols[c], vg_vm_eval(e->vm, &r->cols[c].prog, &ctx));
     err = rstate_add(e->slab, s, r, t, e->cols, e->aggs, &e->scratch);

@@ -102,6 +102,8 @@ typedef struct vg_rule_stats {
     uint64_t suppressed; /* alerts counted but not emitted */
     uint64_t empty_keys; /* events skipped because the key was empty */
     uint64_t dropped;    /* match rules: partial matches dropped at the bound (oldest first) */
+    uint64_t late;       /* events more than the rule's longest window older than the newest
+                            event of their key: their windows may miss pruned entries */
 } vg_rule_stats;
 
 const vg_rule_stats *vg_engine_rule_stats(const vg_engine *e, size_t rule);

@@ -823,6 +823,15 @@ cmd_replay(int argc, char **argv)
             fputc('\n', stderr);
         }
     }
+    for (size_t i = 0; !quiet && i < nr; i++) {
+        const vg_rule_stats *st = vg_engine_rule_stats(eng, i);
+        if (st->late > 0)
+            fprintf(stderr,
+                    "  note: %s: %llu events came more than the rule's window after a later event "
+                    "of their key;\n  their windows may miss events older than twice the window "
+                    "(the lateness the engine keeps)\n",
+                    vg_ruleset_rule(rs, i)->name, (unsigned long long)st->late);
+    }
     if (rc == VG_EXIT_OK && R.read > 0 && R.accepted + R.dups == 0 &&
         vg_reader_syntax_rejects(rd) * 2 > R.read) {
         /* not one event, and most rows not even of the format: the file is
