@@ -704,6 +704,36 @@ keys_prefetch_states(vg_engine *e, vg_stream_id s)
     }
 }
 
+bool
+alert_suppressed(vg_engine *e, size_t ri, bool *alerted, int64_t *last_alert, int64_t t)
+{
+    const vg_rule *r = vg_ruleset_rule(e->rs, ri);
+    bool suppressed = r->suppress_ms > 0 && *alerted && t < *last_alert + r->suppress_ms;
+    if (suppressed) {
+        e->stats[ri].suppressed++;
+    } else {
+        e->stats[ri].alerts++;
+        *alerted = true;
+        *last_alert = t;
+    }
+    return suppressed;
+}
+
+vg_err
+alert_deliver(vg_engine *e, vg_alert *a, unsigned digits, vg_alert_fn fn, void *fctx)
+{
+    alert_id(a->rule, a->key, a->keylen, a->event_id, a->event_id_len, a->id);
+    e->jsonbuf.len = 0;
+    vg_err err = alert_json(a, a->rule, e->aggs, digits, a->rule->tags, &e->jsontmp, &e->jsonbuf);
+    if (err)
+        return err;
+    a->json = e->jsonbuf.data;
+    a->json_len = (uint32_t)e->jsonbuf.len;
+    if (fn != NULL)
+        fn(fctx, a);
+    return VG_OK;
+}
+
 static vg_err
 run_rule(vg_engine *e, size_t ri, const vg_event *ev, int64_t t, const vg_value *idv,
          vg_alert_fn fn, void *fctx)
@@ -755,14 +785,7 @@ run_rule(vg_engine *e, size_t ri, const vg_event *ev, int64_t t, const vg_value 
     ctx.prevs = s->has_prev ? s->prev : e->noprev;
     vg_value when = vg_vm_eval(e->vm, &r->when, &ctx);
     if (is_true(&when)) {
-        bool suppressed = r->suppress_ms > 0 && s->alerted && t < s->last_alert + r->suppress_ms;
-        if (suppressed) {
-            e->stats[ri].suppressed++;
-        } else {
-            e->stats[ri].alerts++;
-            s->alerted = true;
-            s->last_alert = t;
-        }
+        bool suppressed = alert_suppressed(e, ri, &s->alerted, &s->last_alert, t);
         err = render_message(e, r, &ctx, ev->digits);
         if (err)
             return err;
@@ -775,15 +798,9 @@ run_rule(vg_engine *e, size_t ri, const vg_event *ev, int64_t t, const vg_value 
                       .message = e->msgbuf.data,
                       .message_len = (uint32_t)e->msgbuf.len,
                       .suppressed = suppressed};
-        alert_id(r, a.key, a.keylen, a.event_id, a.event_id_len, a.id);
-        e->jsonbuf.len = 0;
-        err = alert_json(&a, r, e->aggs, ev->digits, r->tags, &e->jsontmp, &e->jsonbuf);
+        err = alert_deliver(e, &a, ev->digits, fn, fctx);
         if (err)
             return err;
-        a.json = e->jsonbuf.data;
-        a.json_len = (uint32_t)e->jsonbuf.len;
-        if (fn != NULL)
-            fn(fctx, &a);
     }
     if (r->nprevs > 0) { /* after the message, which may read the old ones */
         /* a string result lives in VM scratch only until the next eval: keep

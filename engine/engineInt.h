@@ -236,6 +236,12 @@ uint64_t hash_bytes(const char *s, size_t n, uint64_t seed);
 /* The record of (ks, key), made (or read back from the store) when it is
  * not in memory; h is hash_bytes(key, len, ks). NULL: out of memory. */
 keyrec *key_get(vg_engine *e, uint16_t ks, const char *key, uint32_t len, uint64_t h);
+/* Suppression of rule ri for one key (its alerted flag and clock): is an
+ * alert at t suppressed? Counts it either way, and an emitted one moves the
+ * clock. */
+bool alert_suppressed(vg_engine *e, size_t ri, bool *alerted, int64_t *last_alert, int64_t t);
+/* Gives a its id and JSON (aggregate values from e->aggs) and hands it to fn. */
+vg_err alert_deliver(vg_engine *e, vg_alert *a, unsigned digits, vg_alert_fn fn, void *fctx);
 /* Renders r's message into e->msgbuf. */
 vg_err render_message(vg_engine *e, const vg_rule *r, const vg_vm_ctx *ctx, unsigned digits);
 

@@ -495,15 +495,7 @@ emit(vg_engine *e, size_t ri, pstate *ps, pmatch *m, const char *key, uint32_t k
     const vg_rule *r = vg_ruleset_rule(e->rs, ri);
     const pev *last = last_event(r, m);
     int64_t tl = last->t;
-    bool suppressed =
-        r->suppress_ms > 0 && ps->alerted && time_ms < ps->last_alert + r->suppress_ms;
-    if (suppressed) {
-        e->stats[ri].suppressed++;
-    } else {
-        e->stats[ri].alerts++;
-        ps->alerted = true;
-        ps->last_alert = time_ms;
-    }
+    bool suppressed = alert_suppressed(e, ri, &ps->alerted, &ps->last_alert, time_ms);
     bind_steps(e, r, m, r->nsteps, NULL);
     binding_aggs(e, r, m, r->nsteps, tl);
     vg_vm_ctx ctx = {.ev = &last->ev, .steps = e->steps, .aggs = e->aggs};
@@ -537,16 +529,7 @@ emit(vg_engine *e, size_t ri, pstate *ps, pmatch *m, const char *key, uint32_t k
                   .events = e->pid,
                   .event_lens = e->pidlen,
                   .nevents = nids};
-    alert_id(r, a.key, a.keylen, a.event_id, a.event_id_len, a.id);
-    e->jsonbuf.len = 0;
-    err = alert_json(&a, r, e->aggs, last->ev.digits, r->tags, &e->jsontmp, &e->jsonbuf);
-    if (err)
-        return err;
-    a.json = e->jsonbuf.data;
-    a.json_len = (uint32_t)e->jsonbuf.len;
-    if (fn != NULL)
-        fn(fctx, &a);
-    return VG_OK;
+    return alert_deliver(e, &a, last->ev.digits, fn, fctx);
 }
 
 /* ---- Deadlines ----------------------------------------------------------------- */
