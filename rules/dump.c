@@ -7,7 +7,7 @@
 #include "rulesInt.h"
 
 static const char *const op_names[] = {
-#define OP(name, operands) #name,
+#define OP(name, operands, stack, pure) #name,
     VG_OPCODES(OP)
 #undef OP
 };

@@ -61,36 +61,12 @@ emit(gen *G, uint8_t op, uint8_t a, uint16_t b, uint32_t c)
 {
     vg_insn in = {op, a, b, c};
     grow(G, &G->code, &in, sizeof in);
-    switch (op) {
-    case OP_CONST:
-    case OP_FIELD:
-    case OP_COL:
-    case OP_STEPFIELD:
-    case OP_AGG:
-    case OP_PREV: G->depth++; break;
-    case OP_ADD:
-    case OP_SUB:
-    case OP_MUL:
-    case OP_DIV:
-    case OP_MOD:
-    case OP_CONCAT:
-    case OP_EQ:
-    case OP_NE:
-    case OP_LT:
-    case OP_LE:
-    case OP_GT:
-    case OP_GE:
-    case OP_SEQ:
-    case OP_SNE:
-    case OP_SLT:
-    case OP_SLE:
-    case OP_SGT:
-    case OP_SGE:
-    case OP_AND:
-    case OP_OR: G->depth--; break;
-    case OP_CALL: G->depth -= b - 1; break;
-    default: break;
-    }
+    static const int8_t stack[] = {
+#define OP(name, operands, stack, pure) stack,
+        VG_OPCODES(OP)
+#undef OP
+    };
+    G->depth += op == OP_CALL ? 1 - b : stack[op];
     if (G->depth > G->maxdepth)
         G->maxdepth = G->depth;
 }
@@ -327,37 +303,16 @@ foldable(const gen *G, uint32_t from, uint32_t to)
     const vg_insn *code = (const vg_insn *)G->code.data;
     if (to - from < 2 || to - from > 200) /* the scratch VM's stack holds 256 */
         return false;
+    static const bool pure[] = {
+#define OP(name, operands, stack, pure) pure,
+        VG_OPCODES(OP)
+#undef OP
+    };
     for (uint32_t i = from; i < to; i++) {
-        switch (code[i].op) {
-        case OP_CONST:
-        case OP_NEG:
-        case OP_ADD:
-        case OP_SUB:
-        case OP_MUL:
-        case OP_DIV:
-        case OP_MOD:
-        case OP_CONCAT:
-        case OP_EQ:
-        case OP_NE:
-        case OP_LT:
-        case OP_LE:
-        case OP_GT:
-        case OP_GE:
-        case OP_SEQ:
-        case OP_SNE:
-        case OP_SLT:
-        case OP_SLE:
-        case OP_SGT:
-        case OP_SGE:
-        case OP_NOT:
-        case OP_AND:
-        case OP_OR: break;
-        case OP_CALL:
-            if (code[i].a == FN_attr || code[i].a == FN_prev)
-                return false;
-            break;
-        default: return false;
-        }
+        if (!pure[code[i].op])
+            return false;
+        if (code[i].op == OP_CALL && (code[i].a == FN_attr || code[i].a == FN_prev))
+            return false;
     }
     return true;
 }

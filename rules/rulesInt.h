@@ -473,7 +473,7 @@ typedef struct cstate {
 #include "opcodes.h"
 
 enum vg_opcode {
-#define OP(name, operands) OP_##name,
+#define OP(name, operands, stack, pure) OP_##name,
     VG_OPCODES(OP)
 #undef OP
 };
