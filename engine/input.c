@@ -48,7 +48,9 @@ struct vg_reader {
     int *colfield[VG_NSTREAMS]; /* column -> field slot, or -1 */
     const vg_field *idfield[VG_NSTREAMS];
     int stream_col; /* the `stream` column, or -1 */
-    int label_col;  /* the --label column, or -1 */
+    bool *attr_col; /* column -> named `attr.NAME`: sets attribute NAME */
+    bool any_attr;
+    int label_col; /* the --label column, or -1 */
     uint64_t datarow;
     /* JSONL */
     json_t *json;
@@ -145,6 +147,7 @@ vg_reader_close(vg_reader *rd)
     free(rd->coldesc);
     for (int s = 0; s < VG_NSTREAMS; s++)
         free(rd->colfield[s]);
+    free(rd->attr_col);
     if (rd->json)
         json_decref(rd->json);
     vg_pb_event_free(rd->pb);
@@ -297,13 +300,14 @@ csv_header(vg_reader *rd, char *why, size_t whylen)
     }
     rd->ncols = rd->ncells;
     rd->colnames = calloc(rd->ncols, sizeof(char *));
+    rd->attr_col = calloc(rd->ncols, sizeof(bool));
     rd->coldesc = calloc(rd->ncols, sizeof(char *));
     for (int s = 0; s < VG_NSTREAMS; s++) {
         rd->colfield[s] = malloc(rd->ncols * sizeof(int));
         rd->idfield[s] = vg_schema_field(rd->sc, (vg_stream_id)s, "id", 2);
     }
-    if (rd->colnames == NULL || rd->coldesc == NULL || rd->colfield[0] == NULL ||
-        rd->colfield[1] == NULL)
+    if (rd->colnames == NULL || rd->coldesc == NULL || rd->attr_col == NULL ||
+        rd->colfield[0] == NULL || rd->colfield[1] == NULL)
         return VG_ENOMEM;
     rd->stream_col = rd->label_col = -1;
     int mapped = 0;
@@ -340,6 +344,8 @@ csv_header(vg_reader *rd, char *why, size_t whylen)
         }
         if (len == 6 && memcmp(name, "stream", 6) == 0)
             rd->stream_col = (int)i;
+        if (len > 5 && memcmp(name, "attr.", 5) == 0) /* attribute NAME (attr("NAME")) */
+            rd->any_attr = rd->attr_col[i] = true;
         if (rd->label && strlen(rd->label) == len && memcmp(rd->label, name, len) == 0)
             rd->label_col = (int)i;
     }
@@ -551,6 +557,19 @@ csv_next(vg_reader *rd, vg_event *ev, uint64_t *line, int *label)
         if (!set_text(rd, ev, vg_schema_field_at(rd->sc, s, (size_t)slot), rd->coldesc[i],
                       cell_text(rd, i), rd->cellv[i].len))
             return VG_READ_REJECT;
+    }
+    if (rd->any_attr) {
+        rd->attrbuf.len = 0;
+        for (uint32_t i = 0; i < rd->ncols; i++) {
+            if (!rd->attr_col[i] || rd->cellv[i].len == 0)
+                continue;
+            vg_attr a = {rd->colnames[i] + 5, cell_text(rd, i),
+                         (uint32_t)strlen(rd->colnames[i] + 5), rd->cellv[i].len};
+            if (vg_buf_append(&rd->attrbuf, &a, sizeof a) != VG_OK)
+                return VG_READ_ERROR;
+        }
+        ev->attrs = (const vg_attr *)rd->attrbuf.data;
+        ev->nattrs = (uint32_t)(rd->attrbuf.len / sizeof(vg_attr));
     }
     if (rd->map != NULL && !map_apply(rd, ev))
         return VG_READ_REJECT;

@@ -362,6 +362,70 @@ vg_pb_decode(vg_pb_event **holder, const vg_schema *sc, const uint8_t *buf, size
 
 /* Sets field f of message m from v (the reverse of pb_value). Strings are
  * copied into *strs (a list of blocks freed by the caller). */
+/* Adds block p to *strs (freed by the caller). False: out of memory (p is
+ * freed). */
+static bool
+own(char ***strs, size_t *nstrs, void *p)
+{
+    char **v = p ? realloc(*strs, (*nstrs + 1) * sizeof(char *)) : NULL;
+    if (v == NULL) {
+        free(p);
+        return false;
+    }
+    *strs = v;
+    (*strs)[(*nstrs)++] = p;
+    return true;
+}
+
+/* A NUL-terminated copy of s[0..n), owned by *strs. */
+static char *
+keep(char ***strs, size_t *nstrs, const char *s, size_t n)
+{
+    char *c = malloc(n + 1);
+    if (c != NULL) {
+        if (n > 0)
+            memcpy(c, s, n);
+        c[n] = '\0';
+    }
+    return own(strs, nstrs, c) ? c : NULL;
+}
+
+/* Sets the message's attrs map from ev's attrs (entry messages and their
+ * strings are owned by *strs). */
+static vg_err
+pb_set_attrs(ProtobufCMessage *m, const vg_event *ev, char ***strs, size_t *nstrs)
+{
+    const ProtobufCFieldDescriptor *fd =
+        protobuf_c_message_descriptor_get_field_by_name(m->descriptor, "attrs");
+    if (fd == NULL || ev->nattrs == 0)
+        return VG_OK;
+    const ProtobufCMessageDescriptor *ed = fd->descriptor;
+    const ProtobufCFieldDescriptor *kf = protobuf_c_message_descriptor_get_field_by_name(ed, "key");
+    const ProtobufCFieldDescriptor *vf =
+        protobuf_c_message_descriptor_get_field_by_name(ed, "value");
+    if (kf == NULL || vf == NULL)
+        return VG_EINVAL;
+    ProtobufCMessage **entries = calloc(ev->nattrs, sizeof *entries);
+    if (!own(strs, nstrs, entries))
+        return VG_ENOMEM;
+    for (uint32_t i = 0; i < ev->nattrs; i++) {
+        ProtobufCMessage *e = calloc(1, ed->sizeof_message);
+        if (!own(strs, nstrs, e))
+            return VG_ENOMEM;
+        protobuf_c_message_init(ed, e);
+        char *k = keep(strs, nstrs, ev->attrs[i].key, ev->attrs[i].klen);
+        char *val = keep(strs, nstrs, ev->attrs[i].val, ev->attrs[i].vlen);
+        if (k == NULL || val == NULL)
+            return VG_ENOMEM;
+        *(char **)((char *)e + kf->offset) = k;
+        *(char **)((char *)e + vf->offset) = val;
+        entries[i] = e;
+    }
+    *(size_t *)((char *)m + fd->quantifier_offset) = ev->nattrs;
+    *(ProtobufCMessage ***)((char *)m + fd->offset) = entries;
+    return VG_OK;
+}
+
 static vg_err
 pb_set(ProtobufCMessage *m, const vg_field *f, const vg_value *v, unsigned digits, char ***strs,
        size_t *nstrs)
@@ -392,16 +456,9 @@ pb_set(ProtobufCMessage *m, const vg_field *f, const vg_value *v, unsigned digit
     case PROTOBUF_C_TYPE_BOOL: *(protobuf_c_boolean *)p = num != 0; break;
     case PROTOBUF_C_TYPE_ENUM: *(int *)p = (int)num; break;
     case PROTOBUF_C_TYPE_STRING: {
-        char **v2 = realloc(*strs, (*nstrs + 1) * sizeof(char *));
-        if (v2 == NULL)
-            return VG_ENOMEM;
-        *strs = v2;
-        char *s = malloc((size_t)v->len + 1);
+        char *s = keep(strs, nstrs, v->u.s, v->len);
         if (s == NULL)
             return VG_ENOMEM;
-        memcpy(s, v->u.s, v->len);
-        s[v->len] = '\0';
-        (*strs)[(*nstrs)++] = s;
         *(char **)p = s;
         break;
     }
@@ -432,6 +489,8 @@ vg_pb_encode(const vg_schema *sc, const vg_event *ev, vg_buf *out)
         if (f->type != VG_FT_MAP)
             err = pb_set(m, f, &ev->v[i], ev->digits, &strs, &nstrs);
     }
+    if (err == VG_OK)
+        err = pb_set_attrs(m, ev, &strs, &nstrs);
     Vigil__V1__Event e = VIGIL__V1__EVENT__INIT;
     if (ev->stream == VG_STREAM_TXN) {
         e.kind_case = VIGIL__V1__EVENT__KIND_TXN;

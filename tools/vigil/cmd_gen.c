@@ -170,6 +170,15 @@ enum {
 enum { APPROVED = 1, DECLINED = 2 };
 enum { POS = 1, ECOMMERCE = 2, ATM = 3, MOBILE = 4, TRANSFER_RAIL = 6 };
 enum { K_LOGIN = 0, K_PASSWORD_CHANGE, K_DEVICE_CHANGE, K_NEW_PAYEE, K_PAYEE_CONFIRMED };
+
+/* attrs: a login's user agent (the last one is a scripting library's) */
+static const char *const agents[] = {
+    "", "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/124.0 Safari/537.36",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4) AppleWebKit/605.1.15 Version/17.4 "
+    "Safari/605.1.15",
+    "python-requests/2.31.0"};
+#define AGENT_SCRIPTED 4
 static const char *const kinds[] = {"login", "password_change", "device_change", "new_payee",
                                     "payee_confirmed"};
 static const char *const scenarios[] = {
@@ -196,6 +205,8 @@ typedef struct gev {
     float lat, lon;
     uint16_t city;
     uint8_t stream, type, status, channel, kind, success, merchant, scenario;
+    uint8_t agent;  /* logins: the user agent (attrs), 0 none */
+    bool mule_mail; /* a transfer's payee email is at a disposable-mail domain */
     bool has_merchant;
 } gev;
 
@@ -262,7 +273,7 @@ normal_txn(world *w, int64_t t, uint32_t a)
         /* most people log in shortly before they move money */
         gev *l = add(w, t - 60000 - (int64_t)below(r, 900000), a, EVENT_STREAM);
         if (l)
-            l->kind = K_LOGIN;
+            l->kind = K_LOGIN, l->agent = (uint8_t)(1 + a % 3);
     }
     if (type == TRANSFER && uniform(r) < 0.1) {
         /* a new payee, confirmed (by the second factor) a few minutes later */
@@ -413,7 +424,8 @@ scenario(world *w, int64_t t, uint8_t which)
         uint32_t dev = w->naccts + (uint32_t)below(r, 1000000);
         if ((e = add(w, t, a, EVENT_STREAM)) == NULL)
             return 0;
-        e->kind = K_LOGIN, e->device = dev; /* the attacker, from abroad */
+        e->kind = K_LOGIN, e->device = dev; /* the attacker, from abroad, by script */
+        e->agent = AGENT_SCRIPTED;
         at_city(e, risky_city());
         t += 60000 + (int64_t)below(r, 600000);
         if ((e = add(w, t, a, EVENT_STREAM)) == NULL)
@@ -452,6 +464,7 @@ scenario(world *w, int64_t t, uint8_t which)
             return 0;
         e->type = TRANSFER, e->channel = TRANSFER_RAIL, e->amount = all, e->cp = (int32_t)mule;
         e->bal_before = all, e->bal_after = 0;
+        e->mule_mail = true;
         t += 300000 + (int64_t)below(r, 2400000);
         if ((e = add(w, t, mule, TXN_STREAM)) == NULL)
             return 0;
@@ -501,17 +514,28 @@ money(char *buf, size_t size, int64_t minor)
              (long long)llabs(minor) % 100);
 }
 
+/* A transfer's payee email (attrs), or "". */
+static const char *
+payee_email(const gev *e, char *buf, size_t size)
+{
+    if (e->stream == EVENT_STREAM || e->type != TRANSFER || e->cp < 0)
+        return "";
+    snprintf(buf, size, e->mule_mail ? "cash%06d@mailinator.com" : "acct-%06d@mail.example", e->cp);
+    return buf;
+}
+
 static void
 write_csv(FILE *f, const gev *e, uint64_t id)
 {
-    char t[40], amt[32] = "", bb[32] = "", ba[32] = "", cp[32] = "";
+    char t[40], amt[32] = "", bb[32] = "", ba[32] = "", cp[32] = "", mail[64];
     iso_time(e->t, t, sizeof t);
     const city *c = &cities[e->city];
     if (e->stream == EVENT_STREAM) {
-        fprintf(f, "e-%07llu,%s,event,acct-%06u,,,,,,,,,,,,,%s,%.4f,%.4f,dev-%06u,,%s,%s,%d,%s\n",
+        fprintf(f,
+                "e-%07llu,%s,event,acct-%06u,,,,,,,,,,,,,%s,%.4f,%.4f,dev-%06u,,%s,%s,%d,%s,%s,\n",
                 (unsigned long long)id, t, e->acct, c->country, e->lat, e->lon, e->device,
                 kinds[e->kind], e->success ? "true" : "false", e->scenario != 0,
-                scenarios[e->scenario]);
+                scenarios[e->scenario], agents[e->agent]);
         return;
     }
     money(amt, sizeof amt, e->amount);
@@ -523,13 +547,13 @@ write_csv(FILE *f, const gev *e, uint64_t id)
         snprintf(cp, sizeof cp, "acct-%06d", e->cp);
     fprintf(f,
             "t-%07llu,%s,txn,acct-%06u,card-%06u,%s,%s,%s,%s,EUR,%s,%s,%s,%s,%s,%s,%s,%.4f,"
-            "%.4f,dev-%06u,,,,%d,%s\n",
+            "%.4f,dev-%06u,,,,%d,%s,,%s\n",
             (unsigned long long)id, t, e->acct, e->acct, type_names[e->type],
             status_names[e->status], channel_names[e->channel], amt, bb, ba, cp,
             e->has_merchant ? merchants[e->merchant].id : "",
             e->has_merchant ? merchants[e->merchant].name : "",
             e->has_merchant ? merchants[e->merchant].category : "", c->country, e->lat, e->lon,
-            e->device, e->scenario != 0, scenarios[e->scenario]);
+            e->device, e->scenario != 0, scenarios[e->scenario], payee_email(e, mail, sizeof mail));
 }
 
 static void
@@ -539,13 +563,15 @@ write_jsonl(FILE *f, const gev *e, uint64_t id)
     iso_time(e->t, t, sizeof t);
     const city *c = &cities[e->city];
     if (e->stream == EVENT_STREAM) {
-        fprintf(
-            f,
-            "{\"stream\":\"event\",\"id\":\"e-%07llu\",\"time\":\"%s\",\"account_id\":"
-            "\"acct-%06u\",\"kind\":\"%s\",\"success\":%s,\"device_id\":\"dev-%06u\","
-            "\"country\":\"%s\",\"lat\":%.4f,\"lon\":%.4f,\"is_fraud\":%d,\"scenario\":\"%s\"}\n",
-            (unsigned long long)id, t, e->acct, kinds[e->kind], e->success ? "true" : "false",
-            e->device, c->country, e->lat, e->lon, e->scenario != 0, scenarios[e->scenario]);
+        fprintf(f,
+                "{\"stream\":\"event\",\"id\":\"e-%07llu\",\"time\":\"%s\",\"account_id\":"
+                "\"acct-%06u\",\"kind\":\"%s\",\"success\":%s,\"device_id\":\"dev-%06u\","
+                "\"country\":\"%s\",\"lat\":%.4f,\"lon\":%.4f,\"is_fraud\":%d,\"scenario\":\"%s\"",
+                (unsigned long long)id, t, e->acct, kinds[e->kind], e->success ? "true" : "false",
+                e->device, c->country, e->lat, e->lon, e->scenario != 0, scenarios[e->scenario]);
+        if (e->agent)
+            fprintf(f, ",\"attrs\":{\"user_agent\":\"%s\"}", agents[e->agent]);
+        fputs("}\n", f);
         return;
     }
     money(amt, sizeof amt, e->amount);
@@ -569,8 +595,12 @@ write_jsonl(FILE *f, const gev *e, uint64_t id)
                 merchants[e->merchant].category);
     fprintf(f,
             ",\"country\":\"%s\",\"lat\":%.4f,\"lon\":%.4f,\"device_id\":\"dev-%06u\","
-            "\"is_fraud\":%d,\"scenario\":\"%s\"}\n",
+            "\"is_fraud\":%d,\"scenario\":\"%s\"",
             c->country, e->lat, e->lon, e->device, e->scenario != 0, scenarios[e->scenario]);
+    char mail[64];
+    if (*payee_email(e, mail, sizeof mail))
+        fprintf(f, ",\"attrs\":{\"payee_email\":\"%s\"}", mail);
+    fputs("}\n", f);
 }
 
 static void
@@ -635,6 +665,16 @@ write_pb(FILE *f, const vg_schema *sc, const gev *e, uint64_t id, vg_buf *out)
             set_str(&ev, sc, "merchant_name", merchants[e->merchant].name);
             set_str(&ev, sc, "category", merchants[e->merchant].category);
         }
+    }
+    char mail[64];
+    vg_attr at;
+    if (e->agent)
+        at = (vg_attr){"user_agent", agents[e->agent], 10, (uint32_t)strlen(agents[e->agent])};
+    else if (*payee_email(e, mail, sizeof mail))
+        at = (vg_attr){"payee_email", mail, 11, (uint32_t)strlen(mail)};
+    if (e->agent || *payee_email(e, mail, sizeof mail)) {
+        ev.attrs = &at;
+        ev.nattrs = 1;
     }
     out->len = 0;
     vg_err err = vg_pb_encode(sc, &ev, out);
@@ -753,7 +793,8 @@ cmd_gen(int argc, char **argv)
     if (fmt == VG_FMT_CSV)
         fprintf(f, "id,time,stream,account_id,card_id,type,status,channel,amount,currency,"
                    "balance_before,balance_after,counterparty_id,merchant_id,merchant_name,"
-                   "category,country,lat,lon,device_id,ip,kind,success,is_fraud,scenario\n");
+                   "category,country,lat,lon,device_id,ip,kind,success,is_fraud,scenario,"
+                   "attr.user_agent,attr.payee_email\n");
     bool tty = isatty(STDERR_FILENO);
     vg_buf pb = {0};
     size_t fraud = 0;
