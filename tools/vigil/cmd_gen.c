@@ -349,6 +349,21 @@ at_city(gev *e, uint16_t c)
     e->lon = (float)cities[c].lon;
 }
 
+/* A time in [start, start + span) when people are awake: the hour of day
+ * (local time of the mostly European accounts, UTC+1) weighs the draw, so
+ * nights are quiet and days busy. */
+static int64_t
+daytime(rng *r, int64_t start, int64_t span)
+{
+    static const double weight[24] = {0.15, 0.1, 0.1, 0.1, 0.1, 0.15, 0.3, 0.5, 0.7, 0.9, 1,   1,
+                                      1,    1,   1,   1,   1,   1,    1,   1,   0.9, 0.7, 0.5, 0.3};
+    for (;;) {
+        int64_t t = start + (int64_t)below(r, (uint64_t)span);
+        if (uniform(r) < weight[(t / 3600000 + 1) % 24])
+            return t;
+    }
+}
+
 static int
 cmp_i64(const void *a, const void *b)
 {
@@ -772,7 +787,7 @@ cmd_gen(int argc, char **argv)
         return 1;
     }
     for (size_t i = 0; i < normal_n; i++)
-        times[i] = w.start + (int64_t)below(&w.r, (uint64_t)w.span);
+        times[i] = daytime(&w.r, w.start, w.span);
     qsort(times, normal_n, sizeof(int64_t), cmp_i64);
     for (size_t i = 0; i < normal_n; i++) {
         size_t before = w.n;
