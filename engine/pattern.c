@@ -35,7 +35,7 @@
  *
  * Bounds: VG_PATTERN_PARTIALS partial matches per (rule, key), the oldest
  * dropped beyond and counted; a partial match whose first event is more
- * than 2W older than the event clock can no longer match (events that late
+ * than 2W older than the newest event of its key can no longer match (events that late
  * are beyond the lateness the windows allow too) and is pruned.
  */
 #include <math.h>
@@ -81,6 +81,7 @@ struct pstate {
     uint32_t n, cap;
     pmatch *inline_pm[PS_INLINE];
     int64_t lead_neg_max; /* leading `not`: the latest satisfying time, INT64_MIN none */
+    int64_t newest;       /* the latest time of an event of the key the rule saw */
     bool alerted;
     int64_t last_alert;
 };
@@ -244,6 +245,7 @@ pstate_new(const vg_rule *r)
     if (ps == NULL)
         return NULL;
     ps->lead_neg_max = INT64_MIN;
+    ps->newest = INT64_MIN;
     ps->cap = PS_INLINE;
     ps->pm = ps->inline_pm;
     ps->pm[0] = (pmatch *)(void *)(ps + 1);
@@ -285,31 +287,28 @@ pstate_push(pstate *ps, pmatch *m)
     return true;
 }
 
-/* Adds m to ps; at the bound, the oldest partial match (after the root)
- * makes room. */
+/* Adds m to ps (the bound is enforced by pstate_prune(), after the event:
+ * dropping while the partial matches are being walked would move the event's
+ * own new ones into the walk). */
 static vg_err
 pstate_add(vg_engine *e, size_t ri, pstate *ps, pmatch *m)
 {
-    const vg_rule *r = vg_ruleset_rule(e->rs, ri);
-    if (ps->n > VG_PATTERN_PARTIALS) {
-        pmatch_free(ps->pm[1], r->nsteps);
-        memmove(&ps->pm[1], &ps->pm[2], (ps->n - 2) * sizeof(pmatch *));
-        ps->n--;
-        e->stats[ri].dropped++;
-    }
     if (!pstate_push(ps, m)) {
-        pmatch_free(m, r->nsteps);
+        pmatch_free(m, vg_ruleset_rule(e->rs, ri)->nsteps);
         return VG_ENOMEM;
     }
     return VG_OK;
 }
 
-/* Removes dead partial matches and those too old to match; drops slot
- * events of the root too old to count. */
+/* Removes dead partial matches and those too old to match (more than
+ * twice `within` behind the key's newest event), drops slot events of the
+ * root too old to count, then the oldest partial matches beyond the bound
+ * (counted). */
 static void
-pstate_prune(vg_engine *e, const vg_rule *r, pstate *ps)
+pstate_prune(vg_engine *e, size_t ri, pstate *ps)
 {
-    int64_t horizon = e->clock - 2 * r->within_ms;
+    const vg_rule *r = vg_ruleset_rule(e->rs, ri);
+    int64_t horizon = ps->newest == INT64_MIN ? INT64_MIN : ps->newest - 2 * r->within_ms;
     uint32_t k = 1;
     for (uint32_t i = 1; i < ps->n; i++) {
         pmatch *m = ps->pm[i];
@@ -320,6 +319,14 @@ pstate_prune(vg_engine *e, const vg_rule *r, pstate *ps)
             ps->pm[k++] = m;
     }
     ps->n = k;
+    if (ps->n - 1 > VG_PATTERN_PARTIALS) {
+        uint32_t drop = ps->n - 1 - VG_PATTERN_PARTIALS;
+        for (uint32_t i = 1; i <= drop; i++)
+            pmatch_free(ps->pm[i], r->nsteps);
+        memmove(&ps->pm[1], &ps->pm[1 + drop], (ps->n - 1 - drop) * sizeof(pmatch *));
+        ps->n -= drop;
+        e->stats[ri].dropped += drop;
+    }
     pmatch *root = ps->pm[0];
     for (uint32_t s = 0; s < r->nsteps; s++) {
         plist *l = &root->b[s];
@@ -636,7 +643,7 @@ fire(vg_engine *e, const ptimer *t, vg_alert_fn fn, void *fctx)
             drop++;
         plist_drop(l, drop);
     }
-    pstate_prune(e, r, ps);
+    pstate_prune(e, t->rule, ps);
     return err;
 }
 
@@ -769,7 +776,9 @@ apply(apply_ctx *A, uint64_t mask, vg_alert_fn fn, void *fctx)
     pmatch *best = NULL;
     uint32_t n0 = A->ps ? A->ps->n : 1;
     uint32_t last = r->nsteps - 1;
-    if (A->ps == NULL) { /* a stand-in for the root: nothing bound */
+    if (A->ps != NULL && A->ps->newest != INT64_MIN && t < A->ps->newest - r->within_ms)
+        e->stats[A->ri].late++; /* partial matches it could complete may be gone */
+    if (A->ps == NULL) {        /* a stand-in for the root: nothing bound */
         memset(e->proot, 0, sizeof *e->proot + r->nsteps * sizeof(plist));
         e->proot->next = first_positive(r);
         e->proot->t0 = INT64_MAX;
@@ -831,8 +840,10 @@ apply(apply_ctx *A, uint64_t mask, vg_alert_fn fn, void *fctx)
     }
     pmatch_free(best, r->nsteps);
     pev_unref(A->x);
+    if (A->ps != NULL && t > A->ps->newest)
+        A->ps->newest = t;
     if (A->ps != NULL)
-        pstate_prune(e, r, A->ps);
+        pstate_prune(e, A->ri, A->ps);
     return err;
 }
 
@@ -911,7 +922,7 @@ pattern_event(vg_engine *e, size_t ri, const vg_event *ev, int64_t t, uint64_t s
  *
  * A pattern state (the payload of its rule in a key record; integers as
  * the host writes them):
- *   u8 flags (1 alerted), i64 last_alert, i64 lead_neg_max,
+ *   u8 flags (1 alerted), i64 last_alert, i64 lead_neg_max, i64 newest,
  *   u32 nevents, nevents x event: u64 seq, i64 time, u8 stream, u8 digits,
  *       u16 nfields, nfields x (u8 kind, STR: u32 len + bytes, else f64),
  *       u32 nattrs, nattrs x (u32 len + key bytes, u32 len + value bytes),
@@ -1022,6 +1033,7 @@ pstate_encode(const pstate *ps, const vg_rule *r, const vg_schema *sc, vg_buf *o
     err = err ? err : vg_buf_append(out, &flags, 1);
     err = err ? err : vg_buf_append(out, &ps->last_alert, 8);
     err = err ? err : vg_buf_append(out, &ps->lead_neg_max, 8);
+    err = err ? err : vg_buf_append(out, &ps->newest, 8);
     err = err ? err : vg_buf_append(out, &t.n, 4);
     for (uint32_t i = 0; i < t.n && !err; i++)
         err = put_event(out, t.v[i], vg_schema_nfields(sc, t.v[i]->ev.stream));
@@ -1111,6 +1123,7 @@ pstate_decode(const vg_rule *r, const vg_schema *sc, const unsigned char *data, 
     ps->alerted = flags & 1;
     rget(&rd, &ps->last_alert, 8);
     rget(&rd, &ps->lead_neg_max, 8);
+    rget(&rd, &ps->newest, 8);
     uint32_t nev;
     rget(&rd, &nev, 4);
     vg_err err = VG_OK;
