@@ -309,7 +309,7 @@ lex_number(lexer *L, token t)
         }
         last_unit = u;
         p += (uint32_t)strlen(units[u].name);
-        if (v > (INT64_MAX - total) / units[u].ms)
+        if (v > (VG_MAX_DURATION_MS - total) / units[u].ms)
             goto too_big;
         total += v * units[u].ms;
     }
@@ -329,7 +329,7 @@ bad:
     }
     return t;
 too_big:
-    lex_error(L, start, L->pos, "duration is too large");
+    lex_error(L, start, L->pos, "duration is too large: at most 36500d (100 years)");
     return t;
 }
 

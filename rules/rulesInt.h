@@ -425,6 +425,9 @@ typedef struct srcfile {
 
 #define VG_MAX_DEPTH 200 /* nesting of expressions, a limit on stack use */
 #define VG_MAX_ARGS 64   /* arguments of one call */
+/* A duration literal, at most: 100 years, so windows, `within` and their
+ * doubles (the state the engine keeps) never overflow event-time arithmetic. */
+#define VG_MAX_DURATION_MS (36500LL * 86400000LL)
 #define VG_MAX_HEIGHT                                                                              \
     256                               /* height of an expression tree: bounds the stack of every   \
                                          stage that walks it (checked under ASan: ~650 is too many) */

@@ -241,8 +241,9 @@ add(world *w, int64_t t, uint32_t a, uint8_t stream)
     e->bal_before = e->bal_after = INT64_MIN;
     e->device = a;
     e->city = w->acct[a].city;
-    e->lat = (float)(cities[e->city].lat + normal(&w->r) * 0.005); /* ~500 m */
-    e->lon = (float)(cities[e->city].lon + normal(&w->r) * 0.005);
+    /* where in town the account lives: a fixed offset of up to ~5 km */
+    e->lat = (float)(cities[e->city].lat + (double)(a % 97) / 97 * 0.09 - 0.045);
+    e->lon = (float)(cities[e->city].lon + (double)(a / 97 % 89) / 89 * 0.09 - 0.045);
     e->success = 1;
     e->status = APPROVED;
     return e;
@@ -254,6 +255,18 @@ amount_minor(double major)
     if (major < 0.01)
         major = 0.01;
     return llround(major * 100);
+}
+
+/* Puts e in city c (at the city's own coordinates when it is not the
+ * account's home, where add() placed it near home). */
+static void
+move_to(gev *e, uint16_t c)
+{
+    if (c != e->city) {
+        e->city = c;
+        e->lat = (float)cities[c].lat;
+        e->lon = (float)cities[c].lon;
+    }
 }
 
 static void
@@ -269,28 +282,52 @@ normal_txn(world *w, int64_t t, uint32_t a)
                    : u < 0.97 ? CASH_IN
                    : u < 0.99 ? REFUND
                               : CASH_OUT;
+    uint8_t channel = type == PURCHASE     ? (uniform(r) < 0.55 ? POS : ECOMMERCE)
+                      : type == WITHDRAWAL ? ATM
+                      : type == TRANSFER   ? MOBILE
+                                           : TRANSFER_RAIL;
+    /* where the owner is (every event of the account happens there, the
+     * card's and the phone's alike): at home, or on a trip, which starts
+     * rarely, with a purchase abroad; nobody travels faster than a plane, so
+     * a new city needs a day since the account was last seen elsewhere */
+    uint16_t c = ac->city;
+    if (t < ac->trip_end) {
+        c = ac->trip_city;
+    } else if (channel == POS && uniform(r) < 0.02) {
+        ac->trip_city = (uint16_t)below(r, VG_ARRAY_LEN(cities));
+        ac->trip_end = t + DAY_MS + (int64_t)below(r, 4 * DAY_MS);
+        c = ac->trip_city;
+    }
+    if (ac->has_cp && c != ac->last_cp_city && t - ac->last_cp_t < DAY_MS)
+        c = ac->last_cp_city;
+    ac->has_cp = true;
+    ac->last_cp_city = c;
+    ac->last_cp_t = t;
     if (type == TRANSFER && uniform(r) < 0.9) {
         /* most people log in shortly before they move money */
         gev *l = add(w, t - 60000 - (int64_t)below(r, 900000), a, EVENT_STREAM);
-        if (l)
+        if (l) {
             l->kind = K_LOGIN, l->agent = (uint8_t)(1 + a % 3);
+            move_to(l, c);
+        }
     }
     if (type == TRANSFER && uniform(r) < 0.1) {
         /* a new payee, confirmed (by the second factor) a few minutes later */
         int64_t tp = t - 1200000 - (int64_t)below(r, 1800000);
         gev *p = add(w, tp, a, EVENT_STREAM);
-        gev *c = p ? add(w, tp + 30000 + (int64_t)below(r, 600000), a, EVENT_STREAM) : NULL;
-        if (p && c)
-            p->kind = K_NEW_PAYEE, c->kind = K_PAYEE_CONFIRMED;
+        gev *q = p ? add(w, tp + 30000 + (int64_t)below(r, 600000), a, EVENT_STREAM) : NULL;
+        if (p && q) {
+            p->kind = K_NEW_PAYEE, q->kind = K_PAYEE_CONFIRMED;
+            move_to(p, c);
+            move_to(q, c);
+        }
     }
     gev *e = add(w, t, a, TXN_STREAM);
     if (e == NULL)
         return;
     e->type = type;
-    e->channel = type == PURCHASE     ? (uniform(r) < 0.55 ? POS : ECOMMERCE)
-                 : type == WITHDRAWAL ? ATM
-                 : type == TRANSFER   ? MOBILE
-                                      : TRANSFER_RAIL;
+    e->channel = channel;
+    move_to(e, c);
     double amt = ac->mean * exp(normal(r) * 0.6);
     if (type == TRANSFER || type == CASH_IN)
         amt *= 4;
@@ -303,27 +340,6 @@ normal_txn(world *w, int64_t t, uint32_t a)
         e->cp = (int32_t)below(r, w->naccts);
     if (uniform(r) < 0.03)
         e->status = DECLINED;
-    if (e->channel == POS || e->channel == ATM) { /* the card is where its owner is */
-        uint16_t c = ac->city;
-        if (t < ac->trip_end) {
-            c = ac->trip_city;
-        } else if (e->channel == POS && uniform(r) < 0.02) { /* a trip abroad, rarely */
-            ac->trip_city = (uint16_t)below(r, VG_ARRAY_LEN(cities));
-            ac->trip_end = t + DAY_MS + (int64_t)below(r, 4 * DAY_MS);
-            c = ac->trip_city;
-        }
-        /* nobody travels faster than a plane: a day to get anywhere */
-        if (ac->has_cp && c != ac->last_cp_city && t - ac->last_cp_t < DAY_MS)
-            c = ac->last_cp_city;
-        if (c != e->city) {
-            e->city = c;
-            e->lat = (float)cities[c].lat;
-            e->lon = (float)cities[c].lon;
-        }
-        ac->has_cp = true;
-        ac->last_cp_city = c;
-        ac->last_cp_t = t;
-    }
     e->bal_before = ac->balance;
     int64_t delta = type == CASH_IN || type == REFUND ? e->amount : -e->amount;
     if (e->status == APPROVED && ac->balance + delta >= 0)
