@@ -90,8 +90,8 @@ typedef struct fraud_id {
 typedef struct fraud_set {
     fraud_id *tab;
     size_t n, cap;
-    uint8_t *counted; /* n x nrules bits */
-    size_t nrules;
+    uint8_t *counted; /* n x nrules bits: a bit per rule, then one for "any rule" */
+    size_t nrules;    /* the rules, plus one */
 } fraud_set;
 
 static uint64_t
@@ -193,6 +193,7 @@ typedef struct replay {
     char **got;
     size_t ngot, capgot;
     uint64_t alerts;
+    uint64_t any_hits; /* fraud events in any alert of any rule */
     bool write_error;
     /* counts for the summary */
     uint64_t read, accepted, rejected, dups, fraud, unlabelled;
@@ -258,6 +259,11 @@ on_alert(void *ctx, const vg_alert *a)
         fraud_id *f = a->events ? fraud_find(F, a->events[i], a->event_lens[i])
                                 : fraud_find(F, a->event_id, a->event_id_len);
         size_t bit = f ? (size_t)f->index * F->nrules + a->rule->index : 0;
+        size_t any = f ? (size_t)f->index * F->nrules + F->nrules - 1 : 0;
+        if (f != NULL && !(F->counted[any / 8] & (1u << (any % 8)))) {
+            F->counted[any / 8] |= (uint8_t)(1u << (any % 8));
+            R->any_hits++;
+        }
         if (f != NULL && !(F->counted[bit / 8] & (1u << (bit % 8)))) {
             F->counted[bit / 8] |= (uint8_t)(1u << (bit % 8));
             t->fraud_hits++;
@@ -716,7 +722,7 @@ cmd_replay(int argc, char **argv)
     size_t nr = vg_ruleset_nrules(rs);
     R.rs = rs;
     R.tally = calloc(nr ? nr : 1, sizeof(rule_tally));
-    R.fraud_ids.nrules = nr ? nr : 1;
+    R.fraud_ids.nrules = nr + 1;
     R.collect = expect != NULL;
     R.decisions = decisions;
     bool tty = isatty(STDERR_FILENO) && !quiet;
@@ -822,6 +828,9 @@ cmd_replay(int argc, char **argv)
                         (unsigned long long)st->dropped, VG_PATTERN_PARTIALS);
             fputc('\n', stderr);
         }
+        if (label && R.fraud && nr > 1)
+            fprintf(stderr, "  %-32s %8llu %10s %10s %9s %9.3f\n", "(any rule)",
+                    (unsigned long long)R.alerts, "", "", "", (double)R.any_hits / (double)R.fraud);
     }
     for (size_t i = 0; !quiet && i < nr; i++) {
         const vg_rule_stats *st = vg_engine_rule_stats(eng, i);
