@@ -207,6 +207,8 @@ vg_engine_open(vg_ruleset *rs, const vg_engine_opts *opts, char *why, size_t why
         if (err == VG_OK)
             err = pattern_load(e);
         if (err == VG_OK)
+            err = store_meta(e->st, "logpos", &e->logpos, false);
+        if (err == VG_OK)
             err = store_commit(e->st);
         if (err && why[0] == '\0')
             snprintf(why, whylen, "can't read the state in '%s': %s", dir, vg_strerror(err));
@@ -276,6 +278,8 @@ flush_once(vg_engine *e)
     }
     if (err == VG_OK)
         err = pattern_save(e);
+    if (err == VG_OK)
+        err = store_meta(e->st, "logpos", &e->logpos, true);
     if (err == VG_OK)
         err = store_commit(e->st);
     return err;
@@ -352,6 +356,18 @@ vg_engine_close(vg_engine *e)
     vg_ruleset_unref(e->rs);
     free(e);
     return err;
+}
+
+void
+vg_engine_set_logpos(vg_engine *e, int64_t pos)
+{
+    e->logpos = pos;
+}
+
+int64_t
+vg_engine_logpos(const vg_engine *e)
+{
+    return e->logpos;
 }
 
 vg_err

@@ -209,6 +209,7 @@ struct vg_engine {
     int64_t horizon_ms;
     int64_t clock;
     bool have_clock;
+    int64_t logpos; /* the event-log position the state reflects (vg_engine_set_logpos) */
     int id_slot[VG_NSTREAMS], time_slot[VG_NSTREAMS];
     /* the store: LMDB, written back in batches */
     store *st;

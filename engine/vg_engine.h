@@ -35,6 +35,11 @@ vg_err vg_engine_open(vg_ruleset *rs, const vg_engine_opts *opts, char *why, siz
                       vg_engine **out);
 /* Writes everything held in memory to the store, in one durable commit. */
 vg_err vg_engine_flush(vg_engine *e);
+/* The live engine's checkpoint: the position in its event log that the
+ * state reflects, written with the state by the next flush, and read back
+ * at open (0 for a new state). */
+void vg_engine_set_logpos(vg_engine *e, int64_t pos);
+int64_t vg_engine_logpos(const vg_engine *e);
 /* Flushes (when the state folder is the caller's), then frees everything. */
 vg_err vg_engine_close(vg_engine *e); /* NULL is a no-op */
 

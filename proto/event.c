@@ -307,6 +307,99 @@ vg_pb_event_free(vg_pb_event *h)
 }
 
 vg_err
+vg_pb_decode_batch(vg_pb_event **holder, const vg_schema *sc, const uint8_t *buf, size_t len,
+                   vg_batch *out, char *why, size_t whylen)
+{
+    vg_pb_event *h = *holder;
+    if (h == NULL) {
+        h = *holder = calloc(1, sizeof *h);
+        if (h == NULL)
+            return VG_ENOMEM;
+    }
+    h->alloc.alloc = bump_alloc;
+    h->alloc.free = bump_free;
+    h->alloc.allocator_data = h;
+    if (pb_room(h, len * 4 + 4096) != VG_OK)
+        return VG_ENOMEM;
+    h->used = 0;
+    Vigil__V1__EventBatch *b = vigil__v1__event_batch__unpack(&h->alloc, len, buf);
+    if (b == NULL && len * 16 + 4096 > h->memcap && h->memcap < VG_PB_BUDGET) {
+        if (pb_room(h, len * 16 + 4096) != VG_OK)
+            return VG_ENOMEM;
+        h->used = 0;
+        b = vigil__v1__event_batch__unpack(&h->alloc, len, buf);
+    }
+    if (b == NULL) {
+        snprintf(why, whylen,
+                 "not a valid vigil.v1.EventBatch message (%zu bytes), or more than %zu MiB to "
+                 "decode",
+                 len, VG_PB_BUDGET >> 20);
+        return VG_EINVAL;
+    }
+    /* every event's attrs in one array, and the events themselves */
+    size_t nattrs = 0;
+    for (size_t i = 0; i < b->n_events; i++) {
+        const Vigil__V1__Event *e = b->events[i];
+        nattrs += e->kind_case == VIGIL__V1__EVENT__KIND_TXN       ? e->txn->n_attrs
+                  : e->kind_case == VIGIL__V1__EVENT__KIND_ACCOUNT ? e->account->n_attrs
+                                                                   : 0;
+    }
+    if (nattrs > h->cap) {
+        vg_attr *a = realloc(h->attrs, nattrs * sizeof(vg_attr));
+        if (a == NULL)
+            return VG_ENOMEM;
+        h->attrs = a;
+        h->cap = nattrs;
+    }
+    if (b->n_events > out->cap) {
+        vg_event *ev = realloc(out->ev, b->n_events * sizeof(vg_event));
+        const char **bad = realloc(out->bad, b->n_events * sizeof(char *));
+        if (ev != NULL)
+            out->ev = ev;
+        if (bad != NULL)
+            out->bad = bad;
+        if (ev == NULL || bad == NULL)
+            return VG_ENOMEM;
+        out->cap = b->n_events;
+    }
+    out->n = b->n_events;
+    out->decisions = b->decisions;
+    size_t at = 0;
+    for (size_t i = 0; i < b->n_events; i++) {
+        const Vigil__V1__Event *e = b->events[i];
+        out->bad[i] = NULL;
+        vg_event_clear(&out->ev[i], VG_STREAM_TXN);
+        const ProtobufCMessage *m = NULL;
+        vg_stream_id s = VG_STREAM_TXN;
+        size_t na = 0;
+        if (e->kind_case == VIGIL__V1__EVENT__KIND_TXN) {
+            m = &e->txn->base;
+            na = e->txn->n_attrs;
+        } else if (e->kind_case == VIGIL__V1__EVENT__KIND_ACCOUNT) {
+            m = &e->account->base;
+            s = VG_STREAM_EVENT;
+            na = e->account->n_attrs;
+        }
+        if (m == NULL) {
+            out->bad[i] = "the Event has neither txn nor account set";
+            continue;
+        }
+        if (vg_event_from_pb(sc, s, m, h->attrs + at, na, &out->ev[i]) != VG_OK)
+            out->bad[i] = "the event cannot be read";
+        at += na;
+    }
+    return VG_OK;
+}
+
+void
+vg_batch_free(vg_batch *b)
+{
+    free(b->ev);
+    free(b->bad);
+    memset(b, 0, sizeof *b);
+}
+
+vg_err
 vg_pb_decode(vg_pb_event **holder, const vg_schema *sc, const uint8_t *buf, size_t len,
              vg_event *ev, char *why, size_t whylen)
 {

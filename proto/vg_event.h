@@ -85,6 +85,49 @@ vg_err vg_pb_decode(vg_pb_event **holder, const vg_schema *sc, const uint8_t *bu
                     vg_event *ev, char *why, size_t whylen);
 void vg_pb_event_free(vg_pb_event *h);
 
+/* The events of one EventBatch (the ingest request). */
+typedef struct vg_batch {
+    vg_event *ev;     /* n events, valid until the next decode into the holder */
+    const char **bad; /* per event: why it cannot be an event (static text), or NULL */
+    size_t n, cap;
+    bool decisions; /* the producer asks for a decision per event */
+} vg_batch;
+
+/* Decodes a serialized vigil.v1.EventBatch into out (reused between calls;
+ * vg_batch_free() it), its strings in *holder. VG_EINVAL, with *why, when
+ * the bytes are not such a batch (or need more than the decoding budget). */
+vg_err vg_pb_decode_batch(vg_pb_event **holder, const vg_schema *sc, const uint8_t *buf, size_t len,
+                          vg_batch *out, char *why, size_t whylen);
+void vg_batch_free(vg_batch *b);
+
+/* An EventBatch of n events (the default schema's), asking for decisions or
+ * not, into out (replaced). */
+vg_err vg_batch_encode(const vg_schema *sc, const vg_event *const *evs, size_t n, bool decisions,
+                       vg_buf *out);
+
+/* One event of a batch that was not taken. */
+typedef struct vg_rejection {
+    uint32_t index; /* in the batch */
+    const char *event_id;
+    uint32_t idlen;
+    const char *reason; /* what, and what was expected */
+    const char *code;   /* a stable label: "missing_id", "bad_time", "malformed", ... */
+} vg_rejection;
+
+/* A BatchReply (decisions are not carried in this version). */
+typedef struct vg_reply {
+    uint32_t accepted, duplicates;
+    vg_rejection *rej;
+    size_t nrej;
+    const char *error; /* non-NULL: nothing in the batch was taken; retry later */
+} vg_reply;
+
+vg_err vg_reply_encode(const vg_reply *r, vg_buf *out); /* out is replaced */
+/* Decodes a BatchReply; its strings are copies (vg_reply_free()). VG_EINVAL:
+ * not such a message. */
+vg_err vg_reply_decode(const uint8_t *buf, size_t len, vg_reply *out);
+void vg_reply_free(vg_reply *r);
+
 /* Appends ev (an event of the default schema) to out as one
  * varint-length-delimited vigil.v1.Event: the `pb` input format. Money is
  * written as minor units of the event's currency. */

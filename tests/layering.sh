@@ -1,6 +1,6 @@
 #!/bin/sh
 # The dependency direction of STYLE.md, checked on the #include lines:
-#   tools -> engine -> rules, adapters -> proto -> proto/base
+#   tools -> live -> engine -> rules, adapters -> proto -> proto/base
 # A module may include its own headers and those of modules below it.
 set -u
 top=$1
@@ -23,13 +23,15 @@ check() {
 rules_h='vg_rules\.h|rulesInt\.h'
 engine_h='vg_engine\.h|engineInt\.h'
 adapters_h='vg_sink\.h|vg_adapters\.h'
+live_h='vg_server\.h|vg_log\.h'
 check proto/base 'vg_schema\.h|vg_schema_pb\.h|vigil\.pb-c\.h' "$rules_h" "$engine_h" "$adapters_h"
 check proto "$rules_h" "$engine_h" "$adapters_h"
-check rules "$engine_h" "$adapters_h" 'vigil\.pb-c\.h|vg_schema_pb\.h'
+check rules "$engine_h" "$adapters_h" "$live_h" 'vigil\.pb-c\.h|vg_schema_pb\.h'
 check adapters "$engine_h" "$rules_h"
-check engine 'cli\.h'
+check engine 'cli\.h' "$live_h"
+check live 'cli\.h'
 # protobuf-c types stay behind proto/: only proto/ and tests name them
-hits=$(grep -rln 'protobuf-c/protobuf-c.h\|ProtobufC' rules engine adapters 2>/dev/null || true)
+hits=$(grep -rln 'protobuf-c/protobuf-c.h\|ProtobufC' rules engine adapters live 2>/dev/null || true)
 if [ -n "$hits" ]; then
     echo "layering: protobuf-c types outside proto/: $hits"
     bad=1

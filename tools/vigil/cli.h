@@ -25,9 +25,16 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
  * "never"; returns -1 for anything else. */
 int cli_color(const char *when);
 
+/* Prints a diagnostic on stderr as `vigil check` does (colored on a
+ * terminal): a vg_diag_fn for commands that compile rules. */
+struct vg_diag;
+void cli_print_diag(void *ctx, const struct vg_diag *d);
+
 int cmd_check(int argc, char **argv);
 int cmd_replay(int argc, char **argv);
 int cmd_gen(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_send(int argc, char **argv);
 
 #ifndef VG_VERSION
 #define VG_VERSION "0.0.0"

@@ -457,16 +457,6 @@ now_s(void)
 }
 
 static void
-print_diag(void *ctx, const vg_diag *d)
-{
-    vg_buf b = {0};
-    (void)ctx;
-    if (vg_diag_render(d, cli_color("auto") == 1, &b) == VG_OK)
-        fwrite(b.data, 1, b.len, stderr);
-    vg_buf_free(&b);
-}
-
-static void
 show_progress(const vg_reader *rd, uint64_t events, double t0, bool final)
 {
     uint64_t done, total;
@@ -672,7 +662,7 @@ cmd_replay(int argc, char **argv)
     char **want = NULL;
     size_t nwant = 0;
     unsigned nerr = 0;
-    vg_compile_opts copts = {.diag = print_diag};
+    vg_compile_opts copts = {.diag = cli_print_diag};
     vg_err err = vg_ruleset_compile(rules, nrules, &copts, &nerr, &rs);
     if (err == VG_ECOMPILE) {
         vg_diag_summary(stderr, nerr);
@@ -688,7 +678,7 @@ cmd_replay(int argc, char **argv)
     vg_reader_opts ropts = {.format = fmt,
                             .map_path = map,
                             .label = label,
-                            .diag = print_diag,
+                            .diag = cli_print_diag,
                             .map_errors = &map_errors,
                             .map_failed = &map_failed};
     err = vg_reader_open(input, vg_ruleset_schema(rs), &ropts, why, sizeof why, &rd);

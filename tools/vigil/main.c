@@ -23,11 +23,13 @@ static const command commands[] = {
     {"check", cmd_check, "compile rule files and folders; report every error"},
     {"replay", cmd_replay, "run rules over historical events; print the alerts"},
     {"gen", cmd_gen, "write a synthetic event stream with labelled fraud scenarios"},
+    {"run", cmd_run, "the engine: take events over nng, alert, ack once durable"},
+    {"send", cmd_send, "send a file of events to a running engine, batch by batch"},
 };
 
 /* Commands of SPEC §4 that this version does not have yet. They are named so
  * that a user who reads the spec gets a plain answer, not "unknown command". */
-static const char *const not_yet[] = {"run", "send", "score", "dlq", "webhook-listen"};
+static const char *const not_yet[] = {"score", "dlq", "webhook-listen"};
 
 static void
 usage(FILE *f)
@@ -67,6 +69,16 @@ cli_usage_error(const char *cmd, const char *fmt, ...)
     va_end(ap);
     fprintf(stderr, "\nTry 'vigil%s%s --help'.\n", cmd ? " " : "", cmd ? cmd : "");
     return VG_EXIT_USAGE;
+}
+
+void
+cli_print_diag(void *ctx, const vg_diag *d)
+{
+    vg_buf b = {0};
+    (void)ctx;
+    if (vg_diag_render(d, cli_color("auto") == 1, &b) == VG_OK)
+        fwrite(b.data, 1, b.len, stderr);
+    vg_buf_free(&b);
 }
 
 int

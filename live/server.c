@@ -1,0 +1,536 @@
+/*
+ * server.c - the live engine (vg_server.h).
+ *
+ * Requests: NCTX nng contexts on one REP socket, each cycling receive ->
+ * (queued to the engine thread) -> send reply -> receive. The engine thread
+ * takes every queued request at once (a group), processes their events in
+ * order through the engine, appends the accepted ones to the event log,
+ * commits the log once (fdatasync), writes the group's alerts, and only then
+ * sends the replies. A checkpoint (the engine's state flushed to LMDB with
+ * the log position it reflects) runs every few seconds and at shutdown; the
+ * log segments before it are removed. On start, the log's records after
+ * the checkpoint are replayed through the engine: the same events in the
+ * same order give the same state and the same alert ids.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+#include <nng/supplemental/util/platform.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vg_log.h"
+#include "vg_server.h"
+
+#define NCTX 16
+
+enum { REQ_RECV, REQ_QUEUED, REQ_SEND };
+
+typedef struct server server;
+
+typedef struct req {
+    server *S;
+    nng_ctx ctx;
+    nng_aio *aio;
+    int state;
+    nng_msg *msg;     /* the request, while queued */
+    vg_buf reply;     /* the encoded reply, until sent */
+    struct req *next; /* in the queue */
+} req;
+
+struct server {
+    const vg_server_opts *o;
+    vg_ruleset *rs;
+    vg_engine *eng;
+    vg_log *log;
+    nng_socket sock;
+    req reqs[NCTX];
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    req *head, *tail; /* queued requests */
+    bool busy;        /* the engine thread is processing a group */
+    bool stopping;
+    bool failed;
+    /* the engine thread's */
+    vg_pb_event *holder;
+    vg_batch batch;
+    vg_buf rec, alerts;
+    vg_rejection *rej;
+    size_t caprej;
+    const vg_event **ptrs;
+    size_t capptrs;
+    double last_checkpoint;
+    uint64_t events, rejected, duplicates, nalerts;
+};
+
+static double
+now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void say(server *S, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+say(server *S, const char *fmt, ...)
+{
+    if (S->o->log == NULL)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("vigil run: ", S->o->log);
+    vfprintf(S->o->log, fmt, ap);
+    fputc('\n', S->o->log);
+    va_end(ap);
+    fflush(S->o->log);
+}
+
+static void
+on_alert(void *ctx, const vg_alert *a)
+{
+    server *S = ctx;
+    if (a->suppressed)
+        return;
+    S->nalerts++;
+    if (vg_buf_append(&S->alerts, a->json, a->json_len) != VG_OK ||
+        vg_buf_putc(&S->alerts, '\n') != VG_OK)
+        S->failed = true; /* out of memory: stop rather than lose an alert */
+}
+
+/* ---- Requests ------------------------------------------------------------- */
+
+static void
+send_reply(req *r)
+{
+    nng_msg *m;
+    if (nng_msg_alloc(&m, 0) != 0 || nng_msg_append(m, r->reply.data, r->reply.len) != 0) {
+        /* no memory for the reply: the producer times out and resends,
+         * and deduplication makes that harmless */
+        r->state = REQ_RECV;
+        nng_ctx_recv(r->ctx, r->aio);
+        return;
+    }
+    r->state = REQ_SEND;
+    nng_aio_set_msg(r->aio, m);
+    nng_ctx_send(r->ctx, r->aio);
+}
+
+static void
+reply_error(req *r, const char *why)
+{
+    vg_reply rep = {.error = why};
+    if (vg_reply_encode(&rep, &r->reply) != VG_OK)
+        r->reply.len = 0;
+    send_reply(r);
+}
+
+static void
+req_cb(void *arg)
+{
+    req *r = arg;
+    server *S = r->S;
+    int rv = nng_aio_result(r->aio);
+    if (r->state == REQ_SEND) {
+        if (rv != 0)
+            nng_msg_free(nng_aio_get_msg(r->aio));
+        r->state = REQ_RECV;
+        nng_ctx_recv(r->ctx, r->aio);
+        return;
+    }
+    if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
+        return;
+    if (rv != 0) {
+        nng_ctx_recv(r->ctx, r->aio);
+        return;
+    }
+    r->msg = nng_aio_get_msg(r->aio);
+    pthread_mutex_lock(&S->mu);
+    if (S->stopping) {
+        pthread_mutex_unlock(&S->mu);
+        nng_msg_free(r->msg);
+        r->msg = NULL;
+        reply_error(r, "the engine is shutting down: send again later");
+        return;
+    }
+    r->state = REQ_QUEUED;
+    r->next = NULL;
+    if (S->tail)
+        S->tail->next = r;
+    else
+        S->head = r;
+    S->tail = r;
+    pthread_cond_signal(&S->cv);
+    pthread_mutex_unlock(&S->mu);
+}
+
+/* ---- The engine thread ---------------------------------------------------- */
+
+static vg_err
+add_rejection(server *S, size_t *n, uint32_t index, const vg_event *ev, const char *reason,
+              const char *code)
+{
+    if (*n == S->caprej) {
+        size_t cap = S->caprej ? S->caprej * 2 : 64;
+        vg_rejection *v = realloc(S->rej, cap * sizeof *v);
+        if (v == NULL)
+            return VG_ENOMEM;
+        S->rej = v;
+        S->caprej = cap;
+    }
+    vg_rejection *j = &S->rej[(*n)++];
+    memset(j, 0, sizeof *j);
+    j->index = index;
+    j->reason = reason;
+    j->code = code;
+    const vg_field *idf =
+        ev ? vg_schema_field(vg_ruleset_schema(S->rs), ev->stream, "id", 2) : NULL;
+    if (idf != NULL && ev->v[idf->slot].kind == VG_V_STR) {
+        j->event_id = ev->v[idf->slot].u.s;
+        j->idlen = ev->v[idf->slot].len;
+    }
+    return VG_OK;
+}
+
+/* Processes one request's events; its reply is encoded into r->reply. */
+static vg_err
+process(server *S, req *r)
+{
+    char why[200];
+    size_t len = nng_msg_len(r->msg);
+    vg_err err = vg_pb_decode_batch(&S->holder, vg_ruleset_schema(S->rs), nng_msg_body(r->msg), len,
+                                    &S->batch, why, sizeof why);
+    nng_msg_free(r->msg);
+    r->msg = NULL;
+    if (err == VG_EINVAL) {
+        S->rejected++;
+        vg_reply rep = {.error = why};
+        return vg_reply_encode(&rep, &r->reply);
+    }
+    if (err)
+        return err;
+    vg_batch *b = &S->batch;
+    if (b->n > S->capptrs) {
+        const vg_event **p = realloc(S->ptrs, b->n * sizeof *p);
+        if (p == NULL)
+            return VG_ENOMEM;
+        S->ptrs = p;
+        S->capptrs = b->n;
+    }
+    vg_reply rep = {0};
+    size_t nrej = 0;
+    for (size_t i = 0; i < b->n && err == VG_OK; i += VG_ENGINE_BATCH) {
+        /* the look-ahead over the good events of this stretch */
+        size_t k = 0;
+        for (size_t j = i; j < b->n && j < i + VG_ENGINE_BATCH; j++)
+            if (b->bad[j] == NULL)
+                S->ptrs[k++] = &b->ev[j];
+        err = vg_engine_prepare(S->eng, S->ptrs, k);
+        for (size_t j = i; j < b->n && j < i + VG_ENGINE_BATCH && err == VG_OK; j++) {
+            if (b->bad[j] != NULL) {
+                S->rejected++;
+                err = add_rejection(S, &nrej, (uint32_t)j, NULL, b->bad[j], "malformed");
+                continue;
+            }
+            vg_outcome out;
+            const char *reason;
+            err = vg_engine_process(S->eng, &b->ev[j], on_alert, S, &out, &reason);
+            if (err)
+                break;
+            if (out == VG_EV_REJECTED) {
+                S->rejected++;
+                err = add_rejection(S, &nrej, (uint32_t)j, &b->ev[j], reason,
+                                    strstr(reason, "id") ? "missing_id" : "bad_time");
+            } else if (out == VG_EV_DUPLICATE) {
+                S->duplicates++;
+                rep.duplicates++;
+            } else {
+                S->events++;
+                rep.accepted++;
+                int64_t pos;
+                S->rec.len = 0;
+                err = vg_pb_encode(vg_ruleset_schema(S->rs), &b->ev[j], &S->rec);
+                if (err == VG_OK)
+                    err = vg_log_add(S->log, (const uint8_t *)S->rec.data, S->rec.len, &pos);
+            }
+        }
+    }
+    if (err)
+        return err;
+    rep.rej = S->rej;
+    rep.nrej = nrej;
+    return vg_reply_encode(&rep, &r->reply);
+}
+
+static vg_err
+checkpoint(server *S)
+{
+    int64_t end = 0;
+    vg_err err = vg_log_commit(S->log); /* nothing pending between groups */
+    if (err == VG_OK) {
+        /* the log position after every record processed so far */
+        end = vg_engine_logpos(S->eng);
+        err = vg_engine_flush(S->eng);
+    }
+    if (err == VG_OK)
+        vg_log_trim(S->log, end);
+    S->last_checkpoint = now_s();
+    return err;
+}
+
+static void *
+engine_main(void *arg)
+{
+    server *S = arg;
+    for (;;) {
+        pthread_mutex_lock(&S->mu);
+        while (S->head == NULL && !S->stopping) {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_sec += 1;
+            pthread_cond_timedwait(&S->cv, &S->mu, &until);
+            if (S->head == NULL && now_s() - S->last_checkpoint > S->o->checkpoint_s)
+                break;
+        }
+        req *group = S->head;
+        S->head = S->tail = NULL;
+        bool stop = S->stopping && group == NULL;
+        S->busy = group != NULL;
+        pthread_mutex_unlock(&S->mu);
+        if (stop)
+            break;
+        vg_err err = VG_OK;
+        S->alerts.len = 0;
+        for (req *r = group; r != NULL && err == VG_OK; r = r->next)
+            err = process(S, r);
+        if (err == VG_OK)
+            err = vg_log_commit(S->log);
+        if (err == VG_OK && S->failed)
+            err = VG_ENOMEM;
+        if (err == VG_OK) {
+            /* the events are durable: the state may say so at the next
+             * checkpoint, and their alerts go out */
+            vg_engine_set_logpos(S->eng, vg_log_next(S->log));
+            if (S->alerts.len > 0 &&
+                (fwrite(S->alerts.data, 1, S->alerts.len, S->o->alerts) != S->alerts.len ||
+                 fflush(S->o->alerts) != 0))
+                say(S, "writing alerts failed: %s", strerror(errno));
+        }
+        for (req *r = group, *next; r != NULL; r = next) {
+            next = r->next;
+            if (err)
+                reply_error(r, "the engine could not take the batch (its event log or memory "
+                               "failed); send again later");
+            else
+                send_reply(r);
+        }
+        if (err) {
+            /* state may now hold events the log does not: stop, and let the
+             * restart recover from the checkpoint and the log */
+            say(S, "stopping: %s", vg_strerror(err));
+            pthread_mutex_lock(&S->mu);
+            S->failed = true;
+            S->busy = false;
+            pthread_cond_broadcast(&S->cv);
+            pthread_mutex_unlock(&S->mu);
+            kill(getpid(), SIGTERM);
+            break;
+        }
+        if (now_s() - S->last_checkpoint > S->o->checkpoint_s && (err = checkpoint(S)) != VG_OK)
+            say(S, "a checkpoint failed: %s (the log keeps everything; retrying later)",
+                vg_strerror(err));
+        pthread_mutex_lock(&S->mu);
+        S->busy = false;
+        pthread_cond_broadcast(&S->cv);
+        pthread_mutex_unlock(&S->mu);
+    }
+    return NULL;
+}
+
+/* ---- Recovery --------------------------------------------------------------- */
+
+typedef struct recovery {
+    server *S;
+    vg_pb_event *holder;
+    int64_t n;
+} recovery;
+
+static vg_err
+recover_one(void *ctx, int64_t pos, const uint8_t *rec, size_t len)
+{
+    recovery *R = ctx;
+    (void)pos;
+    /* a record is an Event as the delimited format writes it: skip the
+     * length prefix */
+    size_t k = 0;
+    while (k < len && k < 10 && (rec[k] & 0x80))
+        k++;
+    k++;
+    vg_event ev;
+    char why[160];
+    if (k > len || vg_pb_decode(&R->holder, vg_ruleset_schema(R->S->rs), rec + k, len - k, &ev, why,
+                                sizeof why) != VG_OK)
+        return VG_EINVAL;
+    vg_outcome out;
+    const char *reason;
+    R->n++;
+    return vg_engine_process(R->S->eng, &ev, on_alert, R->S, &out, &reason);
+}
+
+/* ---- Running ---------------------------------------------------------------- */
+
+int
+vg_server_run(vg_ruleset *rs, const vg_server_opts *opts)
+{
+    vg_server_opts o = *opts;
+    if (o.max_message_bytes == 0)
+        o.max_message_bytes = (size_t)16 << 20;
+    if (o.checkpoint_s <= 0)
+        o.checkpoint_s = 30;
+    server *S = calloc(1, sizeof *S);
+    if (S == NULL)
+        return 1;
+    S->o = &o;
+    S->rs = rs;
+    pthread_mutex_init(&S->mu, NULL);
+    pthread_cond_init(&S->cv, NULL);
+    /* signals go to sigwait() below, never to nng's or the engine's threads */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+
+    int rc = 1;
+    char why[512] = "";
+    char logdir[4096];
+    snprintf(logdir, sizeof logdir, "%s/log", o.state_dir);
+    vg_engine_opts eo = {.state_dir = o.state_dir};
+    int64_t end = 0;
+    pthread_t th;
+    bool started = false;
+    int rv = 0;
+    vg_err err = vg_engine_open(rs, &eo, why, sizeof why, &S->eng);
+    if (err == VG_OK)
+        err = vg_log_open(logdir, &S->log, &end, why, sizeof why);
+    if (err) {
+        say(S, "%s", why[0] ? why : vg_strerror(err));
+        goto done;
+    }
+    /* recovery: the log's records after the checkpoint, through the engine */
+    int64_t from = vg_engine_logpos(S->eng);
+    if (end > from) {
+        recovery R = {S, NULL, 0};
+        double t0 = now_s();
+        err = vg_log_replay(S->log, from, recover_one, &R);
+        vg_pb_event_free(R.holder);
+        if (err == VG_OK && S->alerts.len > 0)
+            fwrite(S->alerts.data, 1, S->alerts.len, o.alerts);
+        fflush(o.alerts);
+        S->alerts.len = 0;
+        if (err) {
+            say(S, "recovery from the event log failed at a damaged record: %s", vg_strerror(err));
+            goto done;
+        }
+        vg_engine_set_logpos(S->eng, end);
+        say(S, "recovered %" PRId64 " events from the event log in %.1f s", R.n, now_s() - t0);
+    } else {
+        vg_engine_set_logpos(S->eng, end);
+    }
+    if ((err = checkpoint(S)) != VG_OK) {
+        say(S, "can't write a checkpoint to '%s': %s", o.state_dir, vg_strerror(err));
+        goto done;
+    }
+    if ((rv = nng_rep0_open(&S->sock)) != 0 ||
+        (rv = nng_socket_set_size(S->sock, NNG_OPT_RECVMAXSZ, o.max_message_bytes)) != 0 ||
+        (rv = nng_listen(S->sock, o.ingest_url, NULL, 0)) != 0) {
+        say(S, "can't listen on %s: %s", o.ingest_url, nng_strerror(rv));
+        goto done;
+    }
+    for (int i = 0; i < NCTX; i++) {
+        req *r = &S->reqs[i];
+        r->S = S;
+        if ((rv = nng_aio_alloc(&r->aio, req_cb, r)) != 0 ||
+            (rv = nng_ctx_open(&r->ctx, S->sock)) != 0) {
+            say(S, "can't start: %s", nng_strerror(rv));
+            goto done;
+        }
+    }
+    if (pthread_create(&th, NULL, engine_main, S) != 0) {
+        say(S, "can't start the engine thread");
+        goto done;
+    }
+    started = true;
+    for (int i = 0; i < NCTX; i++)
+        nng_ctx_recv(S->reqs[i].ctx, S->reqs[i].aio);
+    say(S, "ready: %zu rules, ingest on %s, state in %s", vg_ruleset_nrules(rs), o.ingest_url,
+        o.state_dir);
+    for (;;) {
+        int sig = 0;
+        if (sigwait(&sigs, &sig) != 0)
+            continue;
+        if (sig == SIGHUP) {
+            say(S, "SIGHUP: reloading rules is not in this version; restart to change them");
+            continue;
+        }
+        break;
+    }
+    say(S, "stopping: no new batches; finishing those in flight");
+    pthread_mutex_lock(&S->mu);
+    S->stopping = true;
+    pthread_cond_broadcast(&S->cv);
+    while (S->head != NULL || S->busy)
+        pthread_cond_wait(&S->cv, &S->mu);
+    pthread_mutex_unlock(&S->mu);
+    /* let the last replies leave */
+    for (int tries = 0; tries < 200; tries++) {
+        bool sending = false;
+        for (int i = 0; i < NCTX; i++)
+            sending |= S->reqs[i].state == REQ_SEND;
+        if (!sending)
+            break;
+        nng_msleep(10);
+    }
+    rc = S->failed ? 1 : 0;
+done:
+    if (S->sock.id != 0)
+        nng_close(S->sock);
+    if (started)
+        pthread_join(th, NULL);
+    for (int i = 0; i < NCTX; i++) {
+        if (S->reqs[i].aio)
+            nng_aio_free(S->reqs[i].aio);
+        vg_buf_free(&S->reqs[i].reply);
+    }
+    if (S->eng != NULL && S->log != NULL && !S->failed && rc == 0) {
+        if ((err = checkpoint(S)) != VG_OK) {
+            say(S, "the last checkpoint failed: %s (the log keeps everything)", vg_strerror(err));
+            rc = 1;
+        }
+    }
+    if (rc == 0)
+        say(S,
+            "stopped: %" PRIu64 " events, %" PRIu64 " duplicates, %" PRIu64 " rejected, %" PRIu64
+            " alerts",
+            S->events, S->duplicates, S->rejected, S->nalerts);
+    vg_engine_close(S->eng);
+    vg_log_close(S->log);
+    vg_pb_event_free(S->holder);
+    vg_batch_free(&S->batch);
+    vg_buf_free(&S->rec);
+    vg_buf_free(&S->alerts);
+    free(S->rej);
+    free(S->ptrs);
+    pthread_mutex_destroy(&S->mu);
+    pthread_cond_destroy(&S->cv);
+    free(S);
+    return rc;
+}

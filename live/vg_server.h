@@ -1,0 +1,32 @@
+/*
+ * vg_server.h - the live engine (SPEC §5): events in over nng request/reply,
+ * acked only once durable, alerts out, state checkpointed with its log
+ * position, recovery on start.
+ *
+ * One engine thread owns the rule state; nng's callbacks only move requests
+ * to it. Requests that arrive together form a group: each is processed in
+ * turn, then the group's accepted events go to the event log with one
+ * fdatasync, then every request of the group gets its reply (group commit).
+ */
+#ifndef VG_SERVER_H
+#define VG_SERVER_H
+
+#include <stdio.h>
+
+#include "vg_engine.h"
+
+typedef struct vg_server_opts {
+    const char *state_dir;    /* LMDB state and the event log (log/) */
+    const char *ingest_url;   /* the REP endpoint */
+    size_t max_message_bytes; /* one request at most; 0 means 16 MiB */
+    double checkpoint_s;      /* seconds between checkpoints; 0 means 30 */
+    FILE *alerts;             /* where alerts go, one JSON line each (the stdout sink) */
+    FILE *log;                /* where the engine says what it does (stderr) */
+} vg_server_opts;
+
+/* Runs the engine over rs until SIGTERM or SIGINT (then it drains, checkpoints
+ * and returns 0). Returns 1 when it cannot start or cannot go on (the log
+ * says why). Blocks SIGTERM, SIGINT and SIGHUP in the calling thread. */
+int vg_server_run(vg_ruleset *rs, const vg_server_opts *opts);
+
+#endif

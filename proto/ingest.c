@@ -1,0 +1,116 @@
+/*
+ * ingest.c - the ingest protocol's other messages (vigil.proto): building an
+ * EventBatch for a producer, and the BatchReply both ways.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vg_event.h"
+#include "vigil.pb-c.h"
+
+vg_err
+vg_batch_encode(const vg_schema *sc, const vg_event *const *evs, size_t n, bool decisions,
+                vg_buf *out)
+{
+    /* an EventBatch is its events as field 1, each length-delimited: the tag
+     * byte, then exactly what the delimited `pb` format holds */
+    out->len = 0;
+    vg_err err = VG_OK;
+    for (size_t i = 0; i < n && err == VG_OK; i++) {
+        err = vg_buf_putc(out, 0x0A);
+        err = err ? err : vg_pb_encode(sc, evs[i], out);
+    }
+    if (err == VG_OK && decisions)
+        err = vg_buf_append(out, "\x10\x01", 2);
+    return err;
+}
+
+vg_err
+vg_reply_encode(const vg_reply *r, vg_buf *out)
+{
+    Vigil__V1__BatchReply m = VIGIL__V1__BATCH_REPLY__INIT;
+    m.accepted = r->accepted;
+    m.duplicates = r->duplicates;
+    m.error = (char *)(r->error ? r->error : "");
+    Vigil__V1__Rejection *rj = r->nrej ? calloc(r->nrej, sizeof *rj) : NULL;
+    Vigil__V1__Rejection **rp = r->nrej ? calloc(r->nrej, sizeof *rp) : NULL;
+    char **ids = r->nrej ? calloc(r->nrej, sizeof *ids) : NULL;
+    vg_err err = r->nrej && (rj == NULL || rp == NULL || ids == NULL) ? VG_ENOMEM : VG_OK;
+    for (size_t i = 0; i < r->nrej && err == VG_OK; i++) {
+        vigil__v1__rejection__init(&rj[i]);
+        rj[i].index = r->rej[i].index;
+        ids[i] = strndup(r->rej[i].event_id ? r->rej[i].event_id : "", r->rej[i].idlen);
+        if (ids[i] == NULL)
+            err = VG_ENOMEM;
+        rj[i].event_id = ids[i];
+        rj[i].reason = (char *)r->rej[i].reason;
+        rj[i].code = (char *)r->rej[i].code;
+        rp[i] = &rj[i];
+    }
+    m.n_rejections = r->nrej;
+    m.rejections = rp;
+    if (err == VG_OK) {
+        size_t len = vigil__v1__batch_reply__get_packed_size(&m);
+        out->len = 0;
+        err = vg_buf_append(out, NULL, 0);
+        if (err == VG_OK && out->cap < len + 1) {
+            char *p = realloc(out->data, len + 1);
+            if (p == NULL)
+                err = VG_ENOMEM;
+            else
+                out->data = p, out->cap = len + 1;
+        }
+        if (err == VG_OK)
+            out->len = vigil__v1__batch_reply__pack(&m, (uint8_t *)out->data);
+    }
+    for (size_t i = 0; ids != NULL && i < r->nrej; i++)
+        free(ids[i]);
+    free(ids);
+    free(rp);
+    free(rj);
+    return err;
+}
+
+vg_err
+vg_reply_decode(const uint8_t *buf, size_t len, vg_reply *out)
+{
+    memset(out, 0, sizeof *out);
+    Vigil__V1__BatchReply *m = vigil__v1__batch_reply__unpack(NULL, len, buf);
+    if (m == NULL)
+        return VG_EINVAL;
+    out->accepted = m->accepted;
+    out->duplicates = m->duplicates;
+    out->nrej = m->n_rejections;
+    out->rej = m->n_rejections ? calloc(m->n_rejections, sizeof *out->rej) : NULL;
+    vg_err err = m->n_rejections && out->rej == NULL ? VG_ENOMEM : VG_OK;
+    for (size_t i = 0; i < out->nrej && err == VG_OK; i++) {
+        const Vigil__V1__Rejection *r = m->rejections[i];
+        out->rej[i].index = r->index;
+        out->rej[i].event_id = strdup(r->event_id ? r->event_id : "");
+        out->rej[i].idlen = (uint32_t)strlen(r->event_id ? r->event_id : "");
+        out->rej[i].reason = strdup(r->reason ? r->reason : "");
+        out->rej[i].code = strdup(r->code ? r->code : "");
+        if (!out->rej[i].event_id || !out->rej[i].reason || !out->rej[i].code)
+            err = VG_ENOMEM;
+    }
+    if (err == VG_OK && m->error && *m->error && (out->error = strdup(m->error)) == NULL)
+        err = VG_ENOMEM;
+    vigil__v1__batch_reply__free_unpacked(m, NULL);
+    if (err)
+        vg_reply_free(out);
+    return err;
+}
+
+void
+vg_reply_free(vg_reply *r)
+{
+    for (size_t i = 0; r->rej != NULL && i < r->nrej; i++) {
+        free((char *)r->rej[i].event_id);
+        free((char *)r->rej[i].reason);
+        free((char *)r->rej[i].code);
+    }
+    free(r->rej);
+    free((char *)r->error);
+    memset(r, 0, sizeof *r);
+}
