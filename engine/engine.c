@@ -168,6 +168,7 @@ vg_engine_open(vg_ruleset *rs, const vg_engine_opts *opts, char *why, size_t why
     e->pid = calloc(VG_PATTERN_STEPS * VG_PATTERN_IDS, sizeof(char *));
     e->pidlen = calloc(VG_PATTERN_STEPS * VG_PATTERN_IDS, sizeof(uint32_t));
     e->cache_keys = opts && opts->cache_keys ? opts->cache_keys : 4000000;
+    e->defer_evict = opts && opts->defer_evict;
     e->gen = 1;
     if (e->stats == NULL || e->aggs == NULL || e->cols == NULL || e->prevs == NULL ||
         e->noprev == NULL || e->keys == NULL || e->steps == NULL || e->proot == NULL ||
@@ -248,7 +249,6 @@ static vg_err
 flush_once(vg_engine *e)
 {
     vg_err err = VG_OK;
-    size_t puts = 0;
     for (size_t i = 0; i < e->capkeys && err == VG_OK; i++) {
         keyrec *k = e->keys[i].k;
         if (e->keys[i].hash == 0 || !k->dirty)
@@ -258,8 +258,6 @@ flush_once(vg_engine *e)
             err = store_put(e->st, vg_ruleset_keyspace(e->rs, k->keyspace), k->key, k->keylen,
                             &e->rec, &e->reckey);
         k->dirty = err != VG_OK;
-        if (err == VG_OK && ++puts % 100000 == 0)
-            err = store_commit(e->st);
     }
     for (size_t i = 0; i < e->capids && err == VG_OK; i++) {
         idrec *r = &e->ids[i];
@@ -268,8 +266,6 @@ flush_once(vg_engine *e)
         uint64_t h[2] = {r->hash, r->hash2};
         err = store_put_id(e->st, (const char *)h, sizeof h, r->time_ms);
         r->saved = err == VG_OK;
-        if (err == VG_OK && ++puts % 100000 == 0)
-            err = store_commit(e->st);
     }
     if (err == VG_OK && e->have_clock) {
         err = store_ids(e->st, e->clock - e->horizon_ms, NULL, NULL); /* drop expired ids */
@@ -356,6 +352,14 @@ vg_engine_close(vg_engine *e)
     vg_ruleset_unref(e->rs);
     free(e);
     return err;
+}
+
+static vg_err evict(vg_engine *e);
+
+vg_err
+vg_engine_maintain(vg_engine *e)
+{
+    return e->nkeys > e->cache_keys ? evict(e) : VG_OK;
 }
 
 void
@@ -950,7 +954,7 @@ vg_engine_process(vg_engine *e, const vg_event *ev, vg_alert_fn fn, void *ctx, v
         else if (r->on == ev->stream)
             err = run_rule(e, i, ev, t, idv, fn, ctx);
     }
-    if (err == VG_OK && e->nkeys > e->cache_keys)
+    if (err == VG_OK && e->nkeys > e->cache_keys && !e->defer_evict)
         err = evict(e);
     return err;
 }

@@ -215,7 +215,8 @@ struct vg_engine {
     store *st;
     char *tmpdir;      /* a temporary state folder to remove at close */
     size_t cache_keys; /* budget of key records in memory */
-    uint32_t gen;      /* cache generation: eviction drops keys untouched since the last */
+    bool defer_evict;
+    uint32_t gen; /* cache generation: eviction drops keys untouched since the last */
     vg_buf rec, reckey;
     /* match rules */
     uint64_t seq;          /* accepted events so far: arrival numbers */

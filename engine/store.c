@@ -67,7 +67,7 @@ store_open(const char *dir, bool durable, size_t max_bytes, store **out, char *w
     }
     if ((rc = mdb_env_create(&s->env)) != 0 || (rc = mdb_env_set_maxdbs(s->env, 4)) != 0 ||
         (rc = mdb_env_set_mapsize(s->env, map_bytes)) != 0 ||
-        (rc = mdb_env_open(s->env, dir, durable ? 0 : MDB_NOSYNC, 0664)) != 0 ||
+        (rc = mdb_env_open(s->env, dir, MDB_WRITEMAP | (durable ? 0 : MDB_NOSYNC), 0664)) != 0 ||
         (rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0 ||
         (rc = mdb_dbi_open(txn, "state", MDB_CREATE, &s->state)) != 0 ||
         (rc = mdb_dbi_open(txn, "ids", MDB_CREATE, &s->ids)) != 0 ||

@@ -25,6 +25,9 @@ typedef struct vg_engine_opts {
                                   removed at close */
     size_t cache_keys;         /* keys held in memory before the least recent are written
                                   back and dropped; 0 means 4,000,000 */
+    bool defer_evict;          /* the live engine: never write back in the middle of a group of
+                                  events, only in vg_engine_maintain() (the state written must not be
+                                  ahead of the event log's durable end) */
 } vg_engine_opts;
 
 /* Opens an engine over rs (which it references until closed). With a state
@@ -35,6 +38,10 @@ vg_err vg_engine_open(vg_ruleset *rs, const vg_engine_opts *opts, char *why, siz
                       vg_engine **out);
 /* Writes everything held in memory to the store, in one durable commit. */
 vg_err vg_engine_flush(vg_engine *e);
+/* With defer_evict: writes back and drops keys when over the cache budget.
+ * Call it only when everything processed is durable (after a log commit). */
+vg_err vg_engine_maintain(vg_engine *e);
+
 /* The live engine's checkpoint: the position in its event log that the
  * state reflects, written with the state by the next flush, and read back
  * at open (0 for a new state). */

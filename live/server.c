@@ -318,6 +318,7 @@ engine_main(void *arg)
             /* the events are durable: the state may say so at the next
              * checkpoint, and their alerts go out */
             vg_engine_set_logpos(S->eng, vg_log_next(S->log));
+            err = vg_engine_maintain(S->eng); /* write-back only behind the durable log */
             if (S->alerts.len > 0 &&
                 (fwrite(S->alerts.data, 1, S->alerts.len, S->o->alerts) != S->alerts.len ||
                  fflush(S->o->alerts) != 0))
@@ -413,7 +414,7 @@ vg_server_run(vg_ruleset *rs, const vg_server_opts *opts)
     char why[512] = "";
     char logdir[4096];
     snprintf(logdir, sizeof logdir, "%s/log", o.state_dir);
-    vg_engine_opts eo = {.state_dir = o.state_dir};
+    vg_engine_opts eo = {.state_dir = o.state_dir, .cache_keys = o.cache_keys, .defer_evict = true};
     int64_t end = 0;
     pthread_t th;
     bool started = false;

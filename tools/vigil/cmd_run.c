@@ -29,6 +29,8 @@ run_usage(FILE *f)
                "                         ipc:// (default: tcp://127.0.0.1:7470)\n"
                "      --max-message N    the largest request in bytes (default: 16777216)\n"
                "      --checkpoint SEC   seconds between state checkpoints (default: 30)\n"
+               "      --cache-keys N     keys held in memory before the least recent are written\n"
+               "                         back to LMDB and dropped (default: 4000000)\n"
                "      --config FILE      a YAML run config: not in this version; refused\n"
                "  -h, --help             show this help and exit\n"
                "\n"
@@ -57,6 +59,7 @@ cmd_run(int argc, char **argv)
         {"max-message", required_argument, NULL, 'M'},
         {"checkpoint", required_argument, NULL, 'C'},
         {"config", required_argument, NULL, 'c'},
+        {"cache-keys", required_argument, NULL, 'K'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -87,6 +90,11 @@ cmd_run(int argc, char **argv)
             o.checkpoint_s = strtod(optarg, &end);
             if (*end || o.checkpoint_s <= 0)
                 return cli_usage_error("run", "--checkpoint wants seconds, like 30");
+            break;
+        case 'K':
+            o.cache_keys = strtoull(optarg, &end, 10);
+            if (*end || o.cache_keys == 0)
+                return cli_usage_error("run", "--cache-keys wants a number of keys");
             break;
         case 'c':
             return cli_usage_error("run", "--config: the YAML run config is not in this "
