@@ -414,7 +414,10 @@ vg_server_run(vg_ruleset *rs, const vg_server_opts *opts)
     char why[512] = "";
     char logdir[4096];
     snprintf(logdir, sizeof logdir, "%s/log", o.state_dir);
-    vg_engine_opts eo = {.state_dir = o.state_dir, .cache_keys = o.cache_keys, .defer_evict = true};
+    vg_engine_opts eo = {.state_dir = o.state_dir,
+                         .cache_keys = o.cache_keys,
+                         .dedupe_horizon_ms = o.dedupe_horizon_ms,
+                         .defer_evict = true};
     int64_t end = 0;
     pthread_t th;
     bool started = false;

@@ -7,7 +7,7 @@
 #   sh tests/cli/live.sh path/to/vigil path/to/source-tree
 set -u
 vigil=$1
-top=$2
+top=$(cd "$2" && pwd)
 tmp=$(mktemp -d)
 pid=""
 trap '[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; rm -rf "$tmp"' EXIT
@@ -125,9 +125,51 @@ printf 'rule r { where amout > 1 }\n' >"$tmp/bad.vgl"
 rc=$?
 [ $rc -eq 1 ] && ok || bad "run with broken rules: exit $rc, expected 1"
 grep -q "did you mean 'amount'" "$tmp/err5" && ok || bad "run shows the rule errors"
-"$vigil" run --config x.yaml >/dev/null 2>&1
+# --- the run config ---------------------------------------------------------------
+mkdir "$tmp/cfg"
+cat >"$tmp/cfg/vigil.yaml" <<EOC
+rules: $rules
+state: {path: st, max_size: 1GiB}
+ingest: $url
+decisions: {review_at: 40, block_at: 90}
+sinks:
+  - {type: stdout}
+EOC
+"$vigil" run --config "$tmp/cfg/vigil.yaml" --check-config >"$tmp/out7" 2>&1
 rc=$?
-[ $rc -eq 64 ] && ok || bad "run --config: exit $rc, expected 64 (not in this version)"
+[ $rc -eq 0 ] && ok || bad "a good config: exit $rc: $(cat "$tmp/out7")"
+grep -q "state in $tmp/cfg/st;" "$tmp/out7" && ok || bad "relative paths are the config's folder's: $(cat "$tmp/out7")"
+printf 'rules: x\nstate: {path: st, max_sise: 1}\n' >"$tmp/cfg/bad.yaml"
+"$vigil" run --config "$tmp/cfg/bad.yaml" --check-config 2>"$tmp/err7"
+rc=$?
+[ $rc -eq 78 ] && ok || bad "an unknown key: exit $rc, expected 78"
+grep -q "bad.yaml:2:19: error: unknown key 'max_sise'" "$tmp/err7" && ok || bad "an unknown key's line: $(cat "$tmp/err7")"
+printf 'idle_advance: maybe\n' >"$tmp/cfg/bad2.yaml"
+"$vigil" run --config "$tmp/cfg/bad2.yaml" --check-config 2>"$tmp/err7"
+rc=$?
+[ $rc -eq 78 ] && ok || bad "a wrong type: exit $rc, expected 78"
+grep -q "bad2.yaml:1:15: error: 'maybe' is not true or false" "$tmp/err7" && ok || bad "a wrong type's line: $(cat "$tmp/err7")"
+printf 'sinks:\n  - {type: webhook, url: "https://x"}\n' >"$tmp/cfg/bad3.yaml"
+"$vigil" run --config "$tmp/cfg/bad3.yaml" --check-config 2>"$tmp/err7"
+rc=$?
+[ $rc -eq 78 ] && ok || bad "a sink this version lacks: exit $rc, expected 78"
+"$vigil" run --config "$tmp/cfg/none.yaml" 2>/dev/null
+rc=$?
+[ $rc -eq 66 ] && ok || bad "a missing config: exit $rc, expected 66"
+# the config's engine runs: state where it says
+start_cfg() {
+    "$vigil" run --config "$tmp/cfg/vigil.yaml" >"$tmp/got8.jsonl" 2>"$tmp/err8" &
+    pid=$!
+    i=0
+    while ! grep -q "ready:" "$tmp/err8" && [ $i -lt 100 ]; do
+        i=$((i + 1))
+        sleep 0.1
+    done
+}
+start_cfg
+"$vigil" send --to "$url" --input "$tmp/half.csv" -q && ok || bad "send to the config's engine"
+stop && ok || bad "the config's engine: exit $rc"
+[ -f "$tmp/cfg/st/data.mdb" ] && ok || bad "the state is not in the config's state.path"
 
 echo "live: $n checks, $fails failed"
 [ $fails -eq 0 ]

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "vg_config.h"
 #include "vg_engine.h"
 #include "vg_input.h"
 #include "vg_rules.h"
@@ -56,8 +57,9 @@ replay_usage(FILE *f)
             "      --flush          at the end, fire the deadlines of trailing `not` steps\n"
             "                       still pending, as if time had passed them (without it,\n"
             "                       they stay pending, in the --state folder if given)\n"
-            "      --config FILE    decision thresholds from a run config: not in this\n"
-            "                       version (it comes with `vigil run`); refused\n"
+            "      --config FILE    take the decision thresholds (decisions: review_at,\n"
+            "                       block_at) and the dedupe horizon from a run config\n"
+            "                       (vigil run --help); default review_at 50, block_at 80\n"
             "  -q, --quiet          no summary, no progress\n"
             "  -h, --help           show this help and exit\n"
             "\n"
@@ -189,7 +191,8 @@ typedef struct replay {
     const vg_ruleset *rs;
     rule_tally *tally;
     fraud_set fraud_ids;
-    bool collect; /* --expect: keep the alerts' triples */
+    unsigned review_at, block_at; /* decision thresholds */
+    bool collect;                 /* --expect: keep the alerts' triples */
     char **got;
     size_t ngot, capgot;
     uint64_t alerts;
@@ -328,10 +331,10 @@ write_decision(replay *R, const char *id, size_t idlen)
     }
     if (score > 100)
         score = 100;
-    const char *action = any_allow                   ? "allow"
-                         : any_block || score >= 80  ? "block"
-                         : any_review || score >= 50 ? "review"
-                                                     : "allow";
+    const char *action = any_allow                                  ? "allow"
+                         : any_block || score >= (int)R->block_at   ? "block"
+                         : any_review || score >= (int)R->review_at ? "review"
+                                                                    : "allow";
     fputs("{\"event_id\":", R->out);
     put_json_string(R->out, id, idlen);
     fprintf(R->out, ",\"action\":\"%s\",\"score\":%d,\"rules\":[", action, score);
@@ -593,6 +596,7 @@ cmd_replay(int argc, char **argv)
     const char *input = NULL, *format = NULL, *map = NULL, *label = NULL, *outpath = NULL,
                *expect = NULL, *state = NULL;
     bool quiet = false, decisions = false, flush = false;
+    const char *config = NULL;
     size_t cache_keys = 0;
     char *end;
     int c;
@@ -615,11 +619,7 @@ cmd_replay(int argc, char **argv)
         case 'S': state = optarg; break;
         case 'D': decisions = true; break;
         case 'F': flush = true; break;
-        case 'C':
-            return cli_usage_error("replay",
-                                   "--config is not available in this version: the run config "
-                                   "arrives with `vigil run`; without it decisions use review_at "
-                                   "50 and block_at 80");
+        case 'C': config = optarg; break;
         case 'K':
             cache_keys = strtoull(optarg, &end, 10);
             if (*end || cache_keys < 1)
@@ -654,11 +654,23 @@ cmd_replay(int argc, char **argv)
         return cli_usage_error("replay", "--map applies to CSV input only ('%s' is %s)", input,
                                eff == VG_FMT_JSONL ? "JSONL" : "protobuf");
 
+    /* decision thresholds and the dedupe horizon, as the live engine has them */
+    vg_config cfg;
+    vg_config_defaults(&cfg);
+    if (config != NULL) {
+        vg_err cerr = vg_config_load(config, &cfg, stderr);
+        if (cerr) {
+            vg_config_free(&cfg);
+            return cerr == VG_ENOMEM ? 1 : cerr == VG_ENOENT ? VG_EXIT_NOINPUT : VG_EXIT_CONFIG;
+        }
+    }
     int rc = VG_EXIT_OK;
     vg_ruleset *rs = NULL;
     vg_engine *eng = NULL;
     vg_reader *rd = NULL;
-    replay R = {.out = stdout};
+    replay R = {.out = stdout, .review_at = cfg.review_at, .block_at = cfg.block_at};
+    int64_t horizon_ms = cfg.dedupe_horizon_ms;
+    vg_config_free(&cfg);
     char **want = NULL;
     size_t nwant = 0;
     unsigned nerr = 0;
@@ -701,7 +713,8 @@ cmd_replay(int argc, char **argv)
         rc = VG_EXIT_NOINPUT;
         goto done;
     }
-    vg_engine_opts eopts = {.state_dir = state, .cache_keys = cache_keys};
+    vg_engine_opts eopts = {
+        .state_dir = state, .cache_keys = cache_keys, .dedupe_horizon_ms = horizon_ms};
     why[0] = '\0';
     err = vg_engine_open(rs, &eopts, why, sizeof why, &eng);
     if (err) {

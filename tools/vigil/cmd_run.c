@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "vg_config.h"
 #include "vg_rules.h"
 #include "vg_server.h"
 
@@ -31,7 +32,10 @@ run_usage(FILE *f)
                "      --checkpoint SEC   seconds between state checkpoints (default: 30)\n"
                "      --cache-keys N     keys held in memory before the least recent are written\n"
                "                         back to LMDB and dropped (default: 4000000)\n"
-               "      --config FILE      a YAML run config: not in this version; refused\n"
+               "  -c, --config FILE      a YAML run config (SPEC §5, docs/operations.md); the\n"
+               "                         options above override it\n"
+               "      --check-config     check the config (and the rules) and exit: 0 when\n"
+               "                         the engine would start, 78 when the config is wrong\n"
                "  -h, --help             show this help and exit\n"
                "\n"
                "Every accepted event is appended to an event log in the state folder and made\n"
@@ -44,7 +48,8 @@ run_usage(FILE *f)
                "exit 0.\n"
                "\n"
                "Exit status: 0 after SIGTERM, 1 the rules do not compile or the engine cannot\n"
-               "start or go on (stderr says why), 64 usage error.\n"
+               "start or go on (stderr says why), 64 usage error, 78 a config error (an\n"
+               "unknown key, a value of the wrong type, a setting this version cannot do).\n"
                "\n"
                "Feed it with `vigil send`. More: docs/operations.md.\n");
 }
@@ -60,11 +65,15 @@ cmd_run(int argc, char **argv)
         {"checkpoint", required_argument, NULL, 'C'},
         {"config", required_argument, NULL, 'c'},
         {"cache-keys", required_argument, NULL, 'K'},
+        {"check-config", no_argument, NULL, 'X'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *rules[256];
     size_t nrules = 0;
+    const char *config = NULL, *state = NULL, *ingest = NULL;
+    bool check_only = false;
+    size_t max_message = 0;
     vg_server_opts o = {.state_dir = "vigil-data",
                         .ingest_url = "tcp://127.0.0.1:7470",
                         .alerts = stdout,
@@ -72,18 +81,18 @@ cmd_run(int argc, char **argv)
     int c;
     char *end;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "r:s:i:h", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "r:s:i:c:h", longopts, NULL)) != -1) {
         switch (c) {
         case 'r':
             if (nrules == sizeof rules / sizeof rules[0])
                 return cli_usage_error("run", "too many --rules");
             rules[nrules++] = optarg;
             break;
-        case 's': o.state_dir = optarg; break;
-        case 'i': o.ingest_url = optarg; break;
+        case 's': state = optarg; break;
+        case 'i': ingest = optarg; break;
         case 'M':
-            o.max_message_bytes = strtoull(optarg, &end, 10);
-            if (*end || o.max_message_bytes < 1024)
+            max_message = strtoull(optarg, &end, 10);
+            if (*end || max_message < 1024)
                 return cli_usage_error("run", "--max-message wants a number of bytes (>= 1024)");
             break;
         case 'C':
@@ -96,17 +105,32 @@ cmd_run(int argc, char **argv)
             if (*end || o.cache_keys == 0)
                 return cli_usage_error("run", "--cache-keys wants a number of keys");
             break;
-        case 'c':
-            return cli_usage_error("run", "--config: the YAML run config is not in this "
-                                          "version; use the options (vigil run --help)");
+        case 'c': config = optarg; break;
+        case 'X': check_only = true; break;
         case 'h': run_usage(stdout); return VG_EXIT_OK;
         default: return cli_usage_error("run", "unknown option");
         }
     }
     if (optind < argc)
         return cli_usage_error("run", "unexpected argument '%s'", argv[optind]);
+    /* the defaults, then the config, then the options */
+    vg_config cfg;
+    vg_config_defaults(&cfg);
+    if (config != NULL) {
+        vg_err err = vg_config_load(config, &cfg, stderr);
+        if (err == VG_OK)
+            err = vg_config_check(&cfg, stderr, config);
+        if (err) {
+            vg_config_free(&cfg);
+            return err == VG_ENOMEM ? 1 : err == VG_ENOENT ? VG_EXIT_NOINPUT : VG_EXIT_CONFIG;
+        }
+    }
+    o.state_dir = state ? state : cfg.state ? cfg.state : o.state_dir;
+    o.ingest_url = ingest ? ingest : cfg.ingest ? cfg.ingest : o.ingest_url;
+    o.max_message_bytes = max_message ? max_message : (size_t)cfg.max_message_bytes;
+    o.dedupe_horizon_ms = cfg.dedupe_horizon_ms;
     if (nrules == 0)
-        rules[nrules++] = "rules";
+        rules[nrules++] = cfg.rules ? cfg.rules : "rules";
     vg_compile_opts copts = {.diag = cli_print_diag};
     unsigned nerr = 0;
     vg_ruleset *rs = NULL;
@@ -116,9 +140,17 @@ cmd_run(int argc, char **argv)
             vg_diag_summary(stderr, nerr);
         else
             fprintf(stderr, "vigil run: can't load the rules: %s\n", vg_strerror(err));
+        vg_config_free(&cfg);
         return VG_EXIT_RULES;
     }
-    int rc = vg_server_run(rs, &o);
+    int rc = VG_EXIT_OK;
+    if (check_only)
+        printf("ok: %s; %zu rules; state in %s; ingest on %s\n",
+               config ? config : "the built-in defaults", vg_ruleset_nrules(rs), o.state_dir,
+               o.ingest_url);
+    else
+        rc = vg_server_run(rs, &o);
     vg_ruleset_unref(rs);
+    vg_config_free(&cfg);
     return rc;
 }

@@ -1,0 +1,364 @@
+/*
+ * config.c - the run config (vg_config.h).
+ */
+#include <cyaml/cyaml.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vg_config.h"
+
+/* What libcyaml loads: strings as written, then checked and converted. */
+typedef struct raw_state {
+    char *path, *max_size;
+} raw_state;
+typedef struct raw_decisions {
+    unsigned review_at, block_at;
+} raw_decisions;
+typedef struct raw_tls {
+    char *cert, *key, *ca;
+} raw_tls;
+typedef struct raw_config {
+    char *rules;
+    raw_state *state;
+    char *ingest, *stream, *http;
+    int idle_advance;
+    raw_decisions *decisions;
+    raw_tls *tls;
+    vg_sink_config *sinks;
+    unsigned sinks_count;
+    char *max_message_bytes, *dedupe_horizon;
+} raw_config;
+
+/* Booleans are strict: true or false (libcyaml takes anything else as false). */
+static const cyaml_strval_t bools[] = {{"false", 0}, {"true", 1}};
+
+#define OPT (CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL)
+#define STR(key, type, member) CYAML_FIELD_STRING_PTR(key, OPT, type, member, 0, CYAML_UNLIMITED)
+#define BOOL(key, type, member)                                                                    \
+    CYAML_FIELD_ENUM(key, CYAML_FLAG_OPTIONAL | CYAML_FLAG_STRICT, type, member, bools, 2)
+
+static const cyaml_schema_value_t string_entry = {
+    CYAML_VALUE_STRING(CYAML_FLAG_POINTER, char, 0, CYAML_UNLIMITED)};
+
+static const cyaml_schema_field_t state_fields[] = {
+    STR("path", raw_state, path), STR("max_size", raw_state, max_size), CYAML_FIELD_END};
+static const cyaml_schema_field_t decision_fields[] = {
+    CYAML_FIELD_UINT("review_at", CYAML_FLAG_OPTIONAL, raw_decisions, review_at),
+    CYAML_FIELD_UINT("block_at", CYAML_FLAG_OPTIONAL, raw_decisions, block_at), CYAML_FIELD_END};
+static const cyaml_schema_field_t tls_fields[] = {
+    STR("cert", raw_tls, cert), STR("key", raw_tls, key), STR("ca", raw_tls, ca), CYAML_FIELD_END};
+static const cyaml_schema_field_t sink_fields[] = {
+    CYAML_FIELD_STRING_PTR("type", CYAML_FLAG_POINTER, vg_sink_config, type, 0, CYAML_UNLIMITED),
+    STR("path", vg_sink_config, path),
+    STR("url", vg_sink_config, url),
+    CYAML_FIELD_SEQUENCE("secret_files", OPT, vg_sink_config, secret_files, &string_entry, 0,
+                         CYAML_UNLIMITED),
+    CYAML_FIELD_SEQUENCE("secrets", OPT, vg_sink_config, secrets, &string_entry, 0,
+                         CYAML_UNLIMITED),
+    CYAML_FIELD_SEQUENCE("retry_schedule", OPT, vg_sink_config, retry_schedule, &string_entry, 0,
+                         CYAML_UNLIMITED),
+    BOOL("allow_private", vg_sink_config, allow_private),
+    CYAML_FIELD_SEQUENCE("rules", OPT, vg_sink_config, rules, &string_entry, 0, CYAML_UNLIMITED),
+    BOOL("shadow", vg_sink_config, shadow),
+    CYAML_FIELD_END};
+static const cyaml_schema_value_t sink_entry = {
+    CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, vg_sink_config, sink_fields)};
+static const cyaml_schema_field_t config_fields[] = {
+    STR("rules", raw_config, rules),
+    CYAML_FIELD_MAPPING_PTR("state", OPT, raw_config, state, state_fields),
+    STR("ingest", raw_config, ingest),
+    STR("stream", raw_config, stream),
+    STR("http", raw_config, http),
+    BOOL("idle_advance", raw_config, idle_advance),
+    CYAML_FIELD_MAPPING_PTR("decisions", OPT, raw_config, decisions, decision_fields),
+    CYAML_FIELD_MAPPING_PTR("tls", OPT, raw_config, tls, tls_fields),
+    CYAML_FIELD_SEQUENCE("sinks", OPT, raw_config, sinks, &sink_entry, 0, CYAML_UNLIMITED),
+    STR("max_message_bytes", raw_config, max_message_bytes),
+    STR("dedupe_horizon", raw_config, dedupe_horizon),
+    CYAML_FIELD_END};
+static const cyaml_schema_value_t config_schema = {
+    CYAML_VALUE_MAPPING(CYAML_FLAG_POINTER, raw_config, config_fields)};
+
+typedef struct logctx {
+    FILE *err;
+    const char *path;
+    char pending[512]; /* an error waiting for its position */
+} logctx;
+
+/* Where key `key` stands in the file (libcyaml gives the position of the
+ * mapping around an unknown key, not of the key): the first place it is
+ * written as a key. */
+static bool
+find_key(const char *path, const char *key, unsigned *line, unsigned *col)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return false;
+    char buf[4096];
+    size_t n = strlen(key);
+    bool found = false;
+    for (unsigned ln = 1; !found && fgets(buf, sizeof buf, f) != NULL; ln++) {
+        for (char *p = strstr(buf, key); p != NULL; p = strstr(p + 1, key)) {
+            char before = p == buf ? ' ' : p[-1];
+            const char *after = p + n;
+            while (*after == ' ')
+                after++;
+            if ((before == ' ' || before == '{' || before == ',' || before == '-') &&
+                *after == ':') {
+                *line = ln;
+                *col = (unsigned)(p - buf) + 1;
+                found = true;
+                break;
+            }
+        }
+    }
+    fclose(f);
+    return found;
+}
+
+/* libcyaml says an error, then where in a backtrace ("  in mapping field
+ * 'state' (line: 2, column: 8)", innermost first): printed as
+ * PATH:LINE:COL: error: what, like a compiler. */
+static void
+cy_log(cyaml_log_t level, void *ctx, const char *fmt, va_list args)
+{
+    logctx *L = ctx;
+    if (level < CYAML_LOG_ERROR || L->err == NULL)
+        return;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, args);
+    msg[strcspn(msg, "\n")] = '\0';
+    const char *m = strncmp(msg, "Load: ", 6) == 0 ? msg + 6 : msg;
+    if (strncmp(m, "Backtrace:", 10) == 0)
+        return;
+    unsigned line, col;
+    const char *at = strstr(m, "(line: ");
+    if (at != NULL && sscanf(at, "(line: %u, column: %u)", &line, &col) == 2) {
+        char key[256];
+        if (sscanf(L->pending, "unknown key '%255[^']'", key) == 1)
+            find_key(L->path, key, &line, &col);
+        if (L->pending[0]) {
+            fprintf(L->err, "%s:%u:%u: error: %s\n", L->path, line, col, L->pending);
+            L->pending[0] = '\0';
+        }
+        return;
+    }
+    if (L->pending[0])
+        fprintf(L->err, "%s: error: %s\n", L->path, L->pending);
+    /* libcyaml's words, in ours where they are cryptic */
+    static const struct {
+        const char *theirs, *pre, *post;
+    } words[] = {
+        {"Unexpected key: ", "unknown key '", "'"},
+        {"Invalid ENUM value: ", "'", "' is not true or false"},
+        {"Invalid uint64_t value: ", "", " is not a whole number"},
+        {"Expecting STRING, got event: SEQUENCE_START", "expected a string, not a list", ""},
+        {"Expecting STRING, got event: MAPPING_START", "expected a string, not a mapping", ""},
+        {"Expecting MAPPING, got event: SCALAR", "expected a mapping (key: value, ...)", ""},
+        {"Expecting SEQUENCE, got event: SCALAR", "expected a list ([a, b] or - items)", ""}};
+    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++) {
+        size_t n = strlen(words[i].theirs);
+        if (strncmp(m, words[i].theirs, n) == 0) {
+            snprintf(L->pending, sizeof L->pending, "%s%s%s", words[i].pre, m + n, words[i].post);
+            return;
+        }
+    }
+    snprintf(L->pending, sizeof L->pending, "%s", m);
+}
+
+void
+vg_config_defaults(vg_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->review_at = 50;
+    c->block_at = 80;
+    c->max_size = (uint64_t)64 << 30;
+    c->max_message_bytes = (uint64_t)16 << 20;
+    c->dedupe_horizon_ms = 7LL * 86400000;
+}
+
+/* "64GiB", "512MiB", "1000" (bytes) -> bytes. */
+static bool
+parse_size(const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || errno || v < 0)
+        return false;
+    static const struct {
+        const char *unit;
+        double mul;
+    } units[] = {{"", 1},
+                 {"B", 1},
+                 {"KiB", 1024.0},
+                 {"MiB", 1048576.0},
+                 {"GiB", 1073741824.0},
+                 {"TiB", 1099511627776.0}};
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+        if (strcmp(end, units[i].unit) == 0) {
+            *out = (uint64_t)(v * units[i].mul);
+            return true;
+        }
+    }
+    return false;
+}
+
+/* "7d", "12h", "90m", "30s", "500ms" -> ms. */
+static bool
+parse_duration(const char *s, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (end == s || errno || v <= 0)
+        return false;
+    static const struct {
+        const char *unit;
+        int64_t ms;
+    } units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+        if (strcmp(end, units[i].unit) == 0) {
+            *out = v * units[i].ms;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* A path from the config, relative to its folder. */
+static char *
+resolve(const char *cfgpath, const char *p)
+{
+    if (p == NULL)
+        return NULL;
+    const char *slash = strrchr(cfgpath, '/');
+    if (p[0] == '/' || slash == NULL || strstr(p, "://") != NULL)
+        return strdup(p);
+    size_t d = (size_t)(slash - cfgpath) + 1;
+    char *r = malloc(d + strlen(p) + 1);
+    if (r != NULL) {
+        memcpy(r, cfgpath, d);
+        strcpy(r + d, p);
+    }
+    return r;
+}
+
+vg_err
+vg_config_load(const char *path, vg_config *c, FILE *err)
+{
+    logctx L = {err, path, ""};
+    cyaml_config_t cc = {
+        .log_fn = cy_log, .log_ctx = &L, .mem_fn = cyaml_mem, .log_level = CYAML_LOG_ERROR};
+    raw_config *r = NULL;
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        if (err)
+            fprintf(err, "%s: can't read it: %s\n", path, strerror(errno));
+        return VG_ENOENT;
+    }
+    fclose(f);
+    cyaml_err_t e = cyaml_load_file(path, &cc, &config_schema, (cyaml_data_t **)&r, NULL);
+    if (L.pending[0] && err)
+        fprintf(err, "%s: error: %s\n", path, L.pending);
+    if (e == CYAML_ERR_OOM)
+        return VG_ENOMEM;
+    if (e != CYAML_OK) {
+        if (err)
+            fprintf(err,
+                    "%s: not a valid run config (%s); the keys and their types are in "
+                    "docs/operations.md\n",
+                    path, cyaml_strerror(e));
+        return VG_EINVAL;
+    }
+    if (r == NULL) /* an empty file: the defaults */
+        return VG_OK;
+    c->raw = r;
+    bool bad = false;
+    c->rules = resolve(path, r->rules);
+    if (r->state) {
+        c->state = resolve(path, r->state->path);
+        if (r->state->max_size && !parse_size(r->state->max_size, &c->max_size)) {
+            fprintf(err, "%s: error: state.max_size: '%s' is not a size (like 64GiB or 512MiB)\n",
+                    path, r->state->max_size);
+            bad = true;
+        }
+    }
+    c->ingest = r->ingest ? strdup(r->ingest) : NULL;
+    c->stream = r->stream ? strdup(r->stream) : NULL;
+    c->http = r->http ? strdup(r->http) : NULL;
+    c->idle_advance = r->idle_advance;
+    if (r->decisions) {
+        c->review_at = r->decisions->review_at ? r->decisions->review_at : c->review_at;
+        c->block_at = r->decisions->block_at ? r->decisions->block_at : c->block_at;
+        if (c->review_at > 100 || c->block_at > 100) {
+            fprintf(err, "%s: error: decisions: review_at and block_at are scores, 0 to 100\n",
+                    path);
+            bad = true;
+        }
+    }
+    if (r->tls) {
+        c->tls_cert = resolve(path, r->tls->cert);
+        c->tls_key = resolve(path, r->tls->key);
+        c->tls_ca = resolve(path, r->tls->ca);
+    }
+    c->sinks = r->sinks;
+    c->nsinks = r->sinks_count;
+    if (r->max_message_bytes && !parse_size(r->max_message_bytes, &c->max_message_bytes)) {
+        fprintf(err, "%s: error: max_message_bytes: '%s' is not a size (like 16MiB)\n", path,
+                r->max_message_bytes);
+        bad = true;
+    }
+    if (r->dedupe_horizon && !parse_duration(r->dedupe_horizon, &c->dedupe_horizon_ms)) {
+        fprintf(err, "%s: error: dedupe_horizon: '%s' is not a duration (like 7d or 12h)\n", path,
+                r->dedupe_horizon);
+        bad = true;
+    }
+    return bad ? VG_EINVAL : VG_OK;
+}
+
+vg_err
+vg_config_check(const vg_config *c, FILE *err, const char *path)
+{
+    bool bad = false;
+    if (c->stream) {
+        fprintf(err, "%s: error: stream: the PULL endpoint is not in this version\n", path);
+        bad = true;
+    }
+    if (c->tls_cert || c->tls_key || c->tls_ca) {
+        fprintf(err, "%s: error: tls: TLS is not in this version\n", path);
+        bad = true;
+    }
+    if (c->idle_advance) {
+        fprintf(err, "%s: error: idle_advance: not in this version\n", path);
+        bad = true;
+    }
+    for (unsigned i = 0; i < c->nsinks; i++) {
+        if (strcmp(c->sinks[i].type, "stdout") != 0) {
+            fprintf(err, "%s: error: sinks: '%s' sinks are not in this version (only stdout)\n",
+                    path, c->sinks[i].type);
+            bad = true;
+        }
+    }
+    return bad ? VG_EINVAL : VG_OK;
+}
+
+void
+vg_config_free(vg_config *c)
+{
+    cyaml_config_t cc = {.mem_fn = cyaml_mem, .log_level = CYAML_LOG_ERROR};
+    if (c->raw)
+        cyaml_free(&cc, &config_schema, c->raw, 0);
+    free(c->rules);
+    free(c->state);
+    free(c->ingest);
+    free(c->stream);
+    free(c->http);
+    free(c->tls_cert);
+    free(c->tls_key);
+    free(c->tls_ca);
+    memset(c, 0, sizeof *c);
+}
