@@ -135,3 +135,27 @@ alert_json(const vg_alert *a, const vg_rule *r, const vg_value *aggs, unsigned d
     }
     return err ? err : vg_buf_puts(b, "]}");
 }
+
+void
+vg_decide(const vg_rule *const *rules, size_t n, unsigned review_at, unsigned block_at, int *action,
+          int *score)
+{
+    int sc = 0;
+    bool any_allow = false, any_block = false, any_review = false;
+    for (size_t i = 0; i < n; i++) {
+        const vg_rule *r = rules[i];
+        if (r->shadow)
+            continue; /* reported, never counted */
+        sc += r->score;
+        any_allow |= r->action == VG_ALLOW;
+        any_block |= r->action == VG_BLOCK;
+        any_review |= r->action == VG_REVIEW;
+    }
+    if (sc > 100)
+        sc = 100;
+    *score = sc;
+    *action = any_allow                            ? VG_ALLOW
+              : any_block || sc >= (int)block_at   ? VG_BLOCK
+              : any_review || sc >= (int)review_at ? VG_REVIEW
+                                                   : VG_ALLOW;
+}

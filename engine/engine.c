@@ -81,7 +81,7 @@ static vg_err ids_add_hashed(vg_engine *e, uint64_t h, uint64_t h2, int64_t t, b
 
 /* store_ids() callback: an id of an earlier run, stored as its two hashes */
 static void
-load_id(void *ctx, const char *key, uint32_t len, int64_t t)
+load_id(void *ctx, const char *key, uint32_t len, int64_t t, const uint8_t *dec)
 {
     vg_engine *e = ctx;
     uint64_t h[2];
@@ -89,7 +89,8 @@ load_id(void *ctx, const char *key, uint32_t len, int64_t t)
     if (len != sizeof h)
         return;
     memcpy(h, key, sizeof h);
-    ids_add_hashed(e, h[0], h[1], t, true, &dup);
+    if (ids_add_hashed(e, h[0], h[1], t, true, &dup) == VG_OK && e->last_id != NULL)
+        memcpy(e->last_id->dec, dec, 3);
 }
 
 static void
@@ -264,7 +265,7 @@ flush_once(vg_engine *e)
         if (r->hash == 0 || r->saved)
             continue;
         uint64_t h[2] = {r->hash, r->hash2};
-        err = store_put_id(e->st, (const char *)h, sizeof h, r->time_ms);
+        err = store_put_id(e->st, (const char *)h, sizeof h, r->time_ms, r->dec);
         r->saved = err == VG_OK;
     }
     if (err == VG_OK && e->have_clock) {
@@ -360,6 +361,27 @@ vg_err
 vg_engine_maintain(vg_engine *e)
 {
     return e->nkeys > e->cache_keys ? evict(e) : VG_OK;
+}
+
+void
+vg_engine_record_decision(vg_engine *e, int action, int score)
+{
+    if (e->last_id != NULL) {
+        e->last_id->dec[0] = 1;
+        e->last_id->dec[1] = (uint8_t)action;
+        e->last_id->dec[2] = (uint8_t)score;
+        e->last_id->saved = false; /* written back with its decision */
+    }
+}
+
+bool
+vg_engine_recorded_decision(const vg_engine *e, int *action, int *score)
+{
+    if (e->last_id == NULL || !e->last_id->dec[0])
+        return false;
+    *action = e->last_id->dec[1];
+    *score = e->last_id->dec[2];
+    return true;
 }
 
 void
@@ -461,10 +483,13 @@ ids_add_hashed(vg_engine *e, uint64_t h, uint64_t h2, int64_t t, bool saved, boo
         *dup = false;
         r->time_ms = t;
         r->saved = saved;
+        memset(r->dec, 0, sizeof r->dec);
+        e->last_id = r;
         return VG_OK;
     }
     if (r->hash != 0) {
         *dup = true;
+        e->last_id = r;
         return VG_OK;
     }
     *dup = false;
@@ -484,6 +509,8 @@ ids_add_hashed(vg_engine *e, uint64_t h, uint64_t h2, int64_t t, bool saved, boo
     r->hash2 = h2;
     r->time_ms = t;
     r->saved = saved;
+    memset(r->dec, 0, sizeof r->dec);
+    e->last_id = r;
     e->nids++;
     return VG_OK;
 }

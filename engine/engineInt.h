@@ -122,9 +122,11 @@ vg_err store_get(store *s, const char *ks, const char *key, uint32_t keylen, vg_
                  vg_buf *out, bool *found);
 vg_err store_put(store *s, const char *ks, const char *key, uint32_t keylen, const vg_buf *rec,
                  vg_buf *scratch);
-vg_err store_put_id(store *s, const char *id, uint32_t len, int64_t time_ms);
+/* An id's record: its time and its recorded decision (dec: decided, action,
+ * score). */
+vg_err store_put_id(store *s, const char *id, uint32_t len, int64_t time_ms, const uint8_t dec[3]);
 vg_err store_ids(store *s, int64_t horizon_start,
-                 void (*fn)(void *, const char *, uint32_t, int64_t), void *ctx);
+                 void (*fn)(void *, const char *, uint32_t, int64_t, const uint8_t *), void *ctx);
 /* A named 64-bit value of the meta database (left as it is when absent). */
 vg_err store_meta(store *s, const char *name, int64_t *value, bool write);
 /* The timers database: emptied, added to, read in key order. */
@@ -163,7 +165,8 @@ typedef struct idrec {
     uint64_t hash;  /* 0: empty slot */
     uint64_t hash2; /* a second, independent hash of the id */
     int64_t time_ms;
-    bool saved; /* in the store already */
+    bool saved;     /* in the store already */
+    uint8_t dec[3]; /* the decision given for it: decided (0/1), action, score */
 } idrec;
 
 /* A keyspace an event's stream uses, and a rule whose key program computes it. */
@@ -210,6 +213,7 @@ struct vg_engine {
     int64_t clock;
     bool have_clock;
     int64_t logpos; /* the event-log position the state reflects (vg_engine_set_logpos) */
+    idrec *last_id; /* the id record of the event processed last (until the next) */
     int id_slot[VG_NSTREAMS], time_slot[VG_NSTREAMS];
     /* the store: LMDB, written back in batches */
     store *st;

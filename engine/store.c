@@ -199,19 +199,22 @@ store_put(store *s, const char *ks, const char *key, uint32_t keylen, const vg_b
 }
 
 vg_err
-store_put_id(store *s, const char *id, uint32_t len, int64_t time_ms)
+store_put_id(store *s, const char *id, uint32_t len, int64_t time_ms, const uint8_t dec[3])
 {
     vg_err err = wtxn(s);
     if (err)
         return err;
-    MDB_val k = {len, (void *)id}, v = {sizeof time_ms, &time_ms};
+    unsigned char val[11];
+    memcpy(val, &time_ms, 8);
+    memcpy(val + 8, dec, 3);
+    MDB_val k = {len, (void *)id}, v = {sizeof val, val};
     return mdb_err(mdb_put(s->wtxn, s->ids, &k, &v, 0));
 }
 
 /* Deletes the ids older than horizon_start; then calls fn for every id kept. */
 vg_err
-store_ids(store *s, int64_t horizon_start, void (*fn)(void *, const char *, uint32_t, int64_t),
-          void *ctx)
+store_ids(store *s, int64_t horizon_start,
+          void (*fn)(void *, const char *, uint32_t, int64_t, const uint8_t *), void *ctx)
 {
     vg_err err = wtxn(s);
     if (err)
@@ -224,15 +227,18 @@ store_ids(store *s, int64_t horizon_start, void (*fn)(void *, const char *, uint
     for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
          rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
         int64_t t;
-        if (v.mv_size != sizeof t)
+        uint8_t dec[3] = {0, 0, 0};
+        if (v.mv_size != sizeof t && v.mv_size != sizeof t + 3)
             continue;
         memcpy(&t, v.mv_data, sizeof t);
+        if (v.mv_size == sizeof t + 3)
+            memcpy(dec, (const char *)v.mv_data + 8, 3);
         if (t < horizon_start) {
             mdb_cursor_del(c, 0);
             continue;
         }
         if (fn)
-            fn(ctx, k.mv_data, (uint32_t)k.mv_size, t);
+            fn(ctx, k.mv_data, (uint32_t)k.mv_size, t, dec);
     }
     mdb_cursor_close(c);
     return rc == MDB_NOTFOUND ? VG_OK : mdb_err(rc);

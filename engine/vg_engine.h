@@ -107,6 +107,20 @@ vg_err vg_engine_finish(vg_engine *e, vg_alert_fn fn, void *ctx);
 /* Event ids an alert lists per quantified step (count() stays exact). */
 #define VG_PATTERN_IDS 100
 
+/* SPEC §2 "Decisions": the action (VG_ALLOW, VG_REVIEW, VG_BLOCK) and the
+ * score of an event, given the rules whose alerts count for it (suppressed
+ * ones included, those made due by a deadline not). Shadow rules never
+ * count. */
+void vg_decide(const vg_rule *const *rules, size_t n, unsigned review_at, unsigned block_at,
+               int *action, int *score);
+
+/* The decision given for the event processed last (accepted): remembered
+ * with its id, so a resend of the id gets it back. */
+void vg_engine_record_decision(vg_engine *e, int action, int score);
+/* For the event processed last: the decision recorded for its id, when
+ * there is one (a duplicate of a decided event). */
+bool vg_engine_recorded_decision(const vg_engine *e, int *action, int *score);
+
 /* Counters, per rule index (vg_ruleset_rule order). */
 typedef struct vg_rule_stats {
     uint64_t matched;    /* events that passed `where` */

@@ -67,6 +67,21 @@ struct server {
     size_t capptrs;
     double last_checkpoint;
     uint64_t events, rejected, duplicates, nalerts;
+    /* decisions of the request being processed: each event's hits (rules
+     * whose alerts count for it, their messages in hitbuf) */
+    struct hitrec {
+        const vg_rule *rule;
+        size_t off, len;
+    } * hits;
+    size_t nhits, caphits;
+    vg_buf hitbuf;
+    vg_decision *dec;
+    size_t ndec, capdec;
+    vg_rule_hit *rh;
+    size_t caprh;
+    const vg_rule **drules;
+    size_t capdrules;
+    unsigned review_at, block_at;
 };
 
 static double
@@ -97,6 +112,24 @@ static void
 on_alert(void *ctx, const vg_alert *a)
 {
     server *S = ctx;
+    if (!a->due) { /* it counts for this event's decision, suppressed or not */
+        if (S->nhits == S->caphits) {
+            size_t cap = S->caphits ? S->caphits * 2 : 64;
+            struct hitrec *v = realloc(S->hits, cap * sizeof *v);
+            if (v == NULL) {
+                S->failed = true;
+                return;
+            }
+            S->hits = v;
+            S->caphits = cap;
+        }
+        S->hits[S->nhits].rule = a->rule;
+        S->hits[S->nhits].off = S->hitbuf.len;
+        S->hits[S->nhits].len = a->message_len;
+        S->nhits++;
+        if (vg_buf_append(&S->hitbuf, a->message, a->message_len) != VG_OK)
+            S->failed = true;
+    }
     if (a->suppressed)
         return;
     S->nalerts++;
@@ -199,6 +232,77 @@ add_rejection(server *S, size_t *n, uint32_t index, const vg_event *ev, const ch
     return VG_OK;
 }
 
+/* The decision for the event just processed (its hits are S->hits[h0..)):
+ * recorded with its id, and with `want` added to S->dec for the reply
+ * (otherwise its hits are dropped). */
+static vg_err
+decide(server *S, const vg_event *ev, vg_outcome out, size_t h0, size_t b0, bool want)
+{
+    vg_decision d = {0};
+    if (out == VG_EV_DUPLICATE) {
+        d.duplicate = true;
+        vg_engine_recorded_decision(S->eng, &d.action, &d.score);
+    } else if (out == VG_EV_ACCEPTED) {
+        size_t n = S->nhits - h0;
+        if (n > S->capdrules) {
+            const vg_rule **v = realloc(S->drules, n * sizeof *v);
+            if (v == NULL)
+                return VG_ENOMEM;
+            S->drules = v;
+            S->capdrules = n;
+        }
+        for (size_t i = 0; i < n; i++)
+            S->drules[i] = S->hits[h0 + i].rule;
+        vg_decide(S->drules, n, S->review_at, S->block_at, &d.action, &d.score);
+        vg_engine_record_decision(S->eng, d.action, d.score);
+    }
+    if (!want || out == VG_EV_REJECTED) {
+        S->nhits = h0;
+        S->hitbuf.len = b0;
+        return VG_OK;
+    }
+    if (S->ndec == S->capdec) {
+        size_t cap = S->capdec ? S->capdec * 2 : 64;
+        vg_decision *v = realloc(S->dec, cap * sizeof *v);
+        if (v == NULL)
+            return VG_ENOMEM;
+        S->dec = v;
+        S->capdec = cap;
+    }
+    const vg_field *idf = vg_schema_field(vg_ruleset_schema(S->rs), ev->stream, "id", 2);
+    d.event_id = ev->v[idf->slot].u.s;
+    d.idlen = ev->v[idf->slot].len;
+    d.hits = (vg_rule_hit *)(uintptr_t)h0; /* an index until the request is done */
+    d.nhits = out == VG_EV_DUPLICATE ? 0 : S->nhits - h0;
+    S->dec[S->ndec++] = d;
+    return VG_OK;
+}
+
+/* Turns the request's decisions' hit indices into vg_rule_hits. */
+static vg_err
+finish_decisions(server *S)
+{
+    if (S->nhits > S->caprh) {
+        vg_rule_hit *v = realloc(S->rh, S->nhits * sizeof *v);
+        if (v == NULL)
+            return VG_ENOMEM;
+        S->rh = v;
+        S->caprh = S->nhits;
+    }
+    for (size_t i = 0; i < S->nhits; i++) {
+        const vg_rule *r = S->hits[i].rule;
+        S->rh[i] = (vg_rule_hit){.rule = r->name,
+                                 .score = r->score,
+                                 .action = r->action,
+                                 .message = S->hitbuf.data + S->hits[i].off,
+                                 .message_len = (uint32_t)S->hits[i].len,
+                                 .shadow = r->shadow};
+    }
+    for (size_t i = 0; i < S->ndec; i++)
+        S->dec[i].hits = S->rh + (uintptr_t)S->dec[i].hits;
+    return VG_OK;
+}
+
 /* Processes one request's events; its reply is encoded into r->reply. */
 static vg_err
 process(server *S, req *r)
@@ -217,6 +321,8 @@ process(server *S, req *r)
     if (err)
         return err;
     vg_batch *b = &S->batch;
+    S->nhits = S->ndec = 0;
+    S->hitbuf.len = 0;
     if (b->n > S->capptrs) {
         const vg_event **p = realloc(S->ptrs, b->n * sizeof *p);
         if (p == NULL)
@@ -241,7 +347,10 @@ process(server *S, req *r)
             }
             vg_outcome out;
             const char *reason;
+            size_t h0 = S->nhits, b0 = S->hitbuf.len;
             err = vg_engine_process(S->eng, &b->ev[j], on_alert, S, &out, &reason);
+            if (err == VG_OK)
+                err = decide(S, &b->ev[j], out, h0, b0, b->decisions);
             if (err)
                 break;
             if (out == VG_EV_REJECTED) {
@@ -262,10 +371,14 @@ process(server *S, req *r)
             }
         }
     }
+    if (err == VG_OK)
+        err = finish_decisions(S);
     if (err)
         return err;
     rep.rej = S->rej;
     rep.nrej = nrej;
+    rep.dec = S->dec;
+    rep.ndec = S->ndec;
     return vg_reply_encode(&rep, &r->reply);
 }
 
@@ -382,7 +495,10 @@ recover_one(void *ctx, int64_t pos, const uint8_t *rec, size_t len)
     vg_outcome out;
     const char *reason;
     R->n++;
-    return vg_engine_process(R->S->eng, &ev, on_alert, R->S, &out, &reason);
+    size_t h0 = R->S->nhits, b0 = R->S->hitbuf.len;
+    vg_err err = vg_engine_process(R->S->eng, &ev, on_alert, R->S, &out, &reason);
+    /* the decision is recorded again, for resends after the restart */
+    return err ? err : decide(R->S, &ev, out, h0, b0, false);
 }
 
 /* ---- Running ---------------------------------------------------------------- */
@@ -400,6 +516,8 @@ vg_server_run(vg_ruleset *rs, const vg_server_opts *opts)
         return 1;
     S->o = &o;
     S->rs = rs;
+    S->review_at = o.review_at ? o.review_at : 50;
+    S->block_at = o.block_at ? o.block_at : 80;
     pthread_mutex_init(&S->mu, NULL);
     pthread_cond_init(&S->cv, NULL);
     /* signals go to sigwait() below, never to nng's or the engine's threads */
@@ -533,6 +651,11 @@ done:
     vg_buf_free(&S->alerts);
     free(S->rej);
     free(S->ptrs);
+    free(S->hits);
+    free(S->dec);
+    free(S->rh);
+    free(S->drules);
+    vg_buf_free(&S->hitbuf);
     pthread_mutex_destroy(&S->mu);
     pthread_cond_destroy(&S->cv);
     free(S);

@@ -16,14 +16,15 @@
 #include "vg_engine.h"
 
 typedef struct vg_server_opts {
-    const char *state_dir;     /* LMDB state and the event log (log/) */
-    const char *ingest_url;    /* the REP endpoint */
-    size_t max_message_bytes;  /* one request at most; 0 means 16 MiB */
-    double checkpoint_s;       /* seconds between checkpoints; 0 means 30 */
-    size_t cache_keys;         /* keys held in memory (vg_engine_opts); 0: the default */
-    int64_t dedupe_horizon_ms; /* 0: the engine's default (7 days) */
-    FILE *alerts;              /* where alerts go, one JSON line each (the stdout sink) */
-    FILE *log;                 /* where the engine says what it does (stderr) */
+    const char *state_dir;        /* LMDB state and the event log (log/) */
+    const char *ingest_url;       /* the REP endpoint */
+    size_t max_message_bytes;     /* one request at most; 0 means 16 MiB */
+    double checkpoint_s;          /* seconds between checkpoints; 0 means 30 */
+    size_t cache_keys;            /* keys held in memory (vg_engine_opts); 0: the default */
+    int64_t dedupe_horizon_ms;    /* 0: the engine's default (7 days) */
+    unsigned review_at, block_at; /* decision thresholds; 0: 50 and 80 */
+    FILE *alerts;                 /* where alerts go, one JSON line each (the stdout sink) */
+    FILE *log;                    /* where the engine says what it does (stderr) */
 } vg_server_opts;
 
 /* Runs the engine over rs until SIGTERM or SIGINT (then it drains, checkpoints

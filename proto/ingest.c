@@ -50,6 +50,50 @@ vg_reply_encode(const vg_reply *r, vg_buf *out)
     }
     m.n_rejections = r->nrej;
     m.rejections = rp;
+    /* decisions: one Decision and its RuleHits per event */
+    size_t nhits = 0;
+    for (size_t i = 0; i < r->ndec; i++)
+        nhits += r->dec[i].nhits;
+    Vigil__V1__Decision *dm = r->ndec ? calloc(r->ndec, sizeof *dm) : NULL;
+    Vigil__V1__Decision **dp = r->ndec ? calloc(r->ndec, sizeof *dp) : NULL;
+    Vigil__V1__RuleHit *hm = nhits ? calloc(nhits, sizeof *hm) : NULL;
+    Vigil__V1__RuleHit **hp = nhits ? calloc(nhits, sizeof *hp) : NULL;
+    char **strs = r->ndec ? calloc(r->ndec + nhits, sizeof *strs) : NULL;
+    if ((r->ndec && (dm == NULL || dp == NULL || strs == NULL)) ||
+        (nhits && (hm == NULL || hp == NULL)))
+        err = VG_ENOMEM;
+    size_t h = 0, ns = 0;
+    for (size_t i = 0; i < r->ndec && err == VG_OK; i++) {
+        const vg_decision *d = &r->dec[i];
+        vigil__v1__decision__init(&dm[i]);
+        strs[ns] = strndup(d->event_id ? d->event_id : "", d->idlen);
+        if (strs[ns] == NULL) {
+            err = VG_ENOMEM;
+            break;
+        }
+        dm[i].event_id = strs[ns++];
+        dm[i].action = (Vigil__V1__Action)(d->action + 1);
+        dm[i].score = (uint32_t)d->score;
+        dm[i].duplicate = d->duplicate;
+        dm[i].n_rules = d->nhits;
+        dm[i].rules = hp + h;
+        for (size_t k = 0; k < d->nhits && err == VG_OK; k++, h++) {
+            const vg_rule_hit *x = &d->hits[k];
+            vigil__v1__rule_hit__init(&hm[h]);
+            hm[h].rule = (char *)x->rule;
+            hm[h].score = (uint32_t)x->score;
+            hm[h].action = (Vigil__V1__Action)(x->action + 1);
+            strs[ns] = strndup(x->message ? x->message : "", x->message_len);
+            if (strs[ns] == NULL)
+                err = VG_ENOMEM;
+            hm[h].message = strs[ns++];
+            hm[h].shadow = x->shadow;
+            hp[h] = &hm[h];
+        }
+        dp[i] = &dm[i];
+    }
+    m.n_decisions = r->ndec;
+    m.decisions = dp;
     if (err == VG_OK) {
         size_t len = vigil__v1__batch_reply__get_packed_size(&m);
         out->len = 0;
@@ -64,6 +108,13 @@ vg_reply_encode(const vg_reply *r, vg_buf *out)
         if (err == VG_OK)
             out->len = vigil__v1__batch_reply__pack(&m, (uint8_t *)out->data);
     }
+    for (size_t i = 0; strs != NULL && i < ns; i++)
+        free(strs[i]);
+    free(strs);
+    free(dm);
+    free(dp);
+    free(hm);
+    free(hp);
     for (size_t i = 0; ids != NULL && i < r->nrej; i++)
         free(ids[i]);
     free(ids);
@@ -96,6 +147,36 @@ vg_reply_decode(const uint8_t *buf, size_t len, vg_reply *out)
     }
     if (err == VG_OK && m->error && *m->error && (out->error = strdup(m->error)) == NULL)
         err = VG_ENOMEM;
+    out->ndec = m->n_decisions;
+    out->dec = m->n_decisions ? calloc(m->n_decisions, sizeof *out->dec) : NULL;
+    if (m->n_decisions && out->dec == NULL)
+        err = VG_ENOMEM;
+    for (size_t i = 0; i < out->ndec && err == VG_OK; i++) {
+        const Vigil__V1__Decision *d = m->decisions[i];
+        vg_decision *o = &out->dec[i];
+        o->event_id = strdup(d->event_id ? d->event_id : "");
+        o->idlen = (uint32_t)strlen(d->event_id ? d->event_id : "");
+        o->action = d->action > 0 ? (int)d->action - 1 : 0;
+        o->score = (int)d->score;
+        o->duplicate = d->duplicate;
+        o->nhits = d->n_rules;
+        o->hits = d->n_rules ? calloc(d->n_rules, sizeof *o->hits) : NULL;
+        if (o->event_id == NULL || (d->n_rules && o->hits == NULL)) {
+            err = VG_ENOMEM;
+            break;
+        }
+        for (size_t k = 0; k < o->nhits; k++) {
+            const Vigil__V1__RuleHit *x = d->rules[k];
+            o->hits[k].rule = strdup(x->rule ? x->rule : "");
+            o->hits[k].score = (int)x->score;
+            o->hits[k].action = x->action > 0 ? (int)x->action - 1 : 0;
+            o->hits[k].message = strdup(x->message ? x->message : "");
+            o->hits[k].message_len = (uint32_t)strlen(x->message ? x->message : "");
+            o->hits[k].shadow = x->shadow;
+            if (o->hits[k].rule == NULL || o->hits[k].message == NULL)
+                err = VG_ENOMEM;
+        }
+    }
     vigil__v1__batch_reply__free_unpacked(m, NULL);
     if (err)
         vg_reply_free(out);
@@ -111,6 +192,15 @@ vg_reply_free(vg_reply *r)
         free((char *)r->rej[i].code);
     }
     free(r->rej);
+    for (size_t i = 0; r->dec != NULL && i < r->ndec; i++) {
+        for (size_t k = 0; r->dec[i].hits != NULL && k < r->dec[i].nhits; k++) {
+            free((char *)r->dec[i].hits[k].rule);
+            free((char *)r->dec[i].hits[k].message);
+        }
+        free(r->dec[i].hits);
+        free((char *)r->dec[i].event_id);
+    }
+    free(r->dec);
     free((char *)r->error);
     memset(r, 0, sizeof *r);
 }

@@ -114,11 +114,34 @@ typedef struct vg_rejection {
     const char *code;   /* a stable label: "missing_id", "bad_time", "malformed", ... */
 } vg_rejection;
 
-/* A BatchReply (decisions are not carried in this version). */
+/* One rule that alerted on an event, in a decision. */
+typedef struct vg_rule_hit {
+    const char *rule;
+    int score;
+    int action; /* 0 allow, 1 review, 2 block */
+    const char *message;
+    uint32_t message_len;
+    bool shadow;
+} vg_rule_hit;
+
+/* The verdict for one event (SPEC §2 "Decisions"). */
+typedef struct vg_decision {
+    const char *event_id;
+    uint32_t idlen;
+    int action; /* 0 allow, 1 review, 2 block */
+    int score;
+    vg_rule_hit *hits;
+    size_t nhits;
+    bool duplicate; /* a resent id: the recorded decision, without its rules */
+} vg_decision;
+
+/* A BatchReply. */
 typedef struct vg_reply {
     uint32_t accepted, duplicates;
     vg_rejection *rej;
     size_t nrej;
+    vg_decision *dec; /* when the batch asked: one per event, in batch order */
+    size_t ndec;
     const char *error; /* non-NULL: nothing in the batch was taken; retry later */
 } vg_reply;
 

@@ -115,6 +115,26 @@ grep -q "11470 acked, 10000 duplicates" "$tmp/send3" && ok || bad "a small cache
 sort -u "$tmp/got3.jsonl" >"$tmp/got3u"
 cmp -s "$tmp/got3u" "$tmp/want.sorted" && ok || bad "a small cache: alerts differ from replay's"
 
+# --- decisions: vigil score --------------------------------------------------------
+ev='{"id":"s1","time":"2024-05-01T10:00:00Z","account_id":"a","type":"PURCHASE","amount":"300.00","currency":"EUR","merchant_name":"Lucky Casino","channel":"ECOMMERCE"}'
+want_dec='{"event_id":"s1","action":"review","score":35,"rules":[{"rule":"gambling_merchant","score":35,"action":"review","message":"300.00 EUR at Lucky Casino","shadow":false}]}'
+start "$tmp/s5" /dev/null "$tmp/err9" || exit 1
+echo "$ev" | "$vigil" score --to "$url" >"$tmp/dec1"
+[ "$(cat "$tmp/dec1")" = "$want_dec" ] && ok || bad "score: $(cat "$tmp/dec1")"
+echo "$ev" >"$tmp/one.jsonl"
+"$vigil" replay -q --decisions --rules "$rules" --input "$tmp/one.jsonl" >"$tmp/dec0"
+cmp -s "$tmp/dec0" "$tmp/dec1" && ok || bad "score and replay --decisions differ: $(cat "$tmp/dec0")"
+stop
+start "$tmp/s5" /dev/null "$tmp/err9" || exit 1
+echo "$ev" | "$vigil" score --to "$url" >"$tmp/dec2"
+grep -q '"action":"review","score":35,"rules":\[\],"duplicate":true' "$tmp/dec2" && ok ||
+    bad "a resent id after a restart gets its recorded decision: $(cat "$tmp/dec2")"
+echo '{"time":"2024-05-01T10:00:00Z"}' | "$vigil" score --to "$url" 2>"$tmp/err10"
+rc=$?
+[ $rc -eq 65 ] && ok || bad "score of an event without id: exit $rc, expected 65"
+grep -q "the event has no id" "$tmp/err10" && ok || bad "score says why: $(cat "$tmp/err10")"
+stop
+
 # --- errors ------------------------------------------------------------------
 "$vigil" send --to "ipc://$tmp/nobody.ipc" --input "$tmp/half.csv" 2>"$tmp/err4"
 rc=$?

@@ -35,6 +35,7 @@ int cmd_replay(int argc, char **argv);
 int cmd_gen(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_send(int argc, char **argv);
+int cmd_score(int argc, char **argv);
 
 #ifndef VG_VERSION
 #define VG_VERSION "0.0.0"

@@ -318,23 +318,18 @@ static void
 write_decision(replay *R, const char *id, size_t idlen)
 {
     static const char *const names[] = {"allow", "review", "block"};
-    int score = 0;
-    bool any_allow = false, any_block = false, any_review = false;
-    for (size_t i = 0; i < R->nhits; i++) {
-        const vg_rule *r = R->hits[i].rule;
-        if (r->shadow)
-            continue; /* reported, never counted */
-        score += r->score;
-        any_allow |= r->action == VG_ALLOW;
-        any_block |= r->action == VG_BLOCK;
-        any_review |= r->action == VG_REVIEW;
+    const vg_rule *few[64] = {0}, **rules = few;
+    if (R->nhits > 64 && (rules = malloc(R->nhits * sizeof *rules)) == NULL) {
+        R->write_error = true;
+        return;
     }
-    if (score > 100)
-        score = 100;
-    const char *action = any_allow                                  ? "allow"
-                         : any_block || score >= (int)R->block_at   ? "block"
-                         : any_review || score >= (int)R->review_at ? "review"
-                                                                    : "allow";
+    for (size_t i = 0; i < R->nhits; i++)
+        rules[i] = R->hits[i].rule;
+    int act, score;
+    vg_decide(rules, R->nhits, R->review_at, R->block_at, &act, &score);
+    if (rules != few)
+        free(rules);
+    const char *action = names[act];
     fputs("{\"event_id\":", R->out);
     put_json_string(R->out, id, idlen);
     fprintf(R->out, ",\"action\":\"%s\",\"score\":%d,\"rules\":[", action, score);

@@ -129,6 +129,8 @@ cmd_run(int argc, char **argv)
     o.ingest_url = ingest ? ingest : cfg.ingest ? cfg.ingest : o.ingest_url;
     o.max_message_bytes = max_message ? max_message : (size_t)cfg.max_message_bytes;
     o.dedupe_horizon_ms = cfg.dedupe_horizon_ms;
+    o.review_at = cfg.review_at;
+    o.block_at = cfg.block_at;
     if (nrules == 0)
         rules[nrules++] = cfg.rules ? cfg.rules : "rules";
     vg_compile_opts copts = {.diag = cli_print_diag};

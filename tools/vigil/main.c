@@ -25,11 +25,12 @@ static const command commands[] = {
     {"gen", cmd_gen, "write a synthetic event stream with labelled fraud scenarios"},
     {"run", cmd_run, "the engine: take events over nng, alert, ack once durable"},
     {"send", cmd_send, "send a file of events to a running engine, batch by batch"},
+    {"score", cmd_score, "one event (JSON on stdin) to a running engine: its decision"},
 };
 
 /* Commands of SPEC §4 that this version does not have yet. They are named so
  * that a user who reads the spec gets a plain answer, not "unknown command". */
-static const char *const not_yet[] = {"score", "dlq", "webhook-listen"};
+static const char *const not_yet[] = {"dlq", "webhook-listen"};
 
 static void
 usage(FILE *f)
