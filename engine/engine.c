@@ -195,7 +195,10 @@ vg_engine_open(vg_ruleset *rs, const vg_engine_opts *opts, char *why, size_t why
         dir = e->tmpdir;
     }
     /* the map is sparse: 64 GiB of address space costs nothing until used */
-    vg_err err = store_open(dir, e->tmpdir == NULL, (size_t)64 << 30, &e->st, why, whylen);
+    vg_err err =
+        store_open(dir, e->tmpdir == NULL,
+                   opts && opts->max_state_bytes ? opts->max_state_bytes : (size_t)64 << 30, &e->st,
+                   why, whylen);
     if (err == VG_OK && e->tmpdir == NULL) {
         int64_t clock = INT64_MIN;
         err = store_meta(e->st, "clock", &clock, false);
@@ -382,6 +385,12 @@ vg_engine_recorded_decision(const vg_engine *e, int *action, int *score)
     *action = e->last_id->dec[1];
     *score = e->last_id->dec[2];
     return true;
+}
+
+void
+vg_engine_store_usage(vg_engine *e, uint64_t *used, uint64_t *size)
+{
+    store_usage(e->st, used, size);
 }
 
 void

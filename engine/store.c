@@ -146,6 +146,18 @@ store_grow(store *s)
     return VG_OK;
 }
 
+void
+store_usage(store *s, uint64_t *used, uint64_t *size)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    *used = *size = 0;
+    if (mdb_env_info(s->env, &info) == 0 && mdb_env_stat(s->env, &st) == 0) {
+        *used = (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
+        *size = info.me_mapsize;
+    }
+}
+
 vg_err
 store_commit(store *s)
 {

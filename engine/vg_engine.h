@@ -25,6 +25,7 @@ typedef struct vg_engine_opts {
                                   removed at close */
     size_t cache_keys;         /* keys held in memory before the least recent are written
                                   back and dropped; 0 means 4,000,000 */
+    size_t max_state_bytes;    /* how far the LMDB map may grow; 0 means 64 GiB */
     bool defer_evict;          /* the live engine: never write back in the middle of a group of
                                   events, only in vg_engine_maintain() (the state written must not be
                                   ahead of the event log's durable end) */
@@ -46,6 +47,8 @@ vg_err vg_engine_maintain(vg_engine *e);
  * state reflects, written with the state by the next flush, and read back
  * at open (0 for a new state). */
 void vg_engine_set_logpos(vg_engine *e, int64_t pos);
+/* The LMDB map: bytes in use and its current size. */
+void vg_engine_store_usage(vg_engine *e, uint64_t *used, uint64_t *size);
 int64_t vg_engine_logpos(const vg_engine *e);
 /* Flushes (when the state folder is the caller's), then frees everything. */
 vg_err vg_engine_close(vg_engine *e); /* NULL is a no-op */

@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "vg_admin.h"
 #include "vg_log.h"
 #include "vg_server.h"
 
@@ -34,6 +35,42 @@ enum { REQ_RECV, REQ_QUEUED, REQ_SEND };
 
 typedef struct server server;
 
+/* A histogram of the Prometheus kind: cumulative at render time. */
+#define NBUCKETS 10
+typedef struct histo {
+    const double *bounds; /* NBUCKETS upper bounds, the last +Inf */
+    uint64_t n[NBUCKETS];
+    uint64_t count;
+    double sum;
+} histo;
+
+static const double seconds_bounds[NBUCKETS] = {0.0001, 0.0005, 0.001, 0.002, 0.005,
+                                                0.01,   0.05,   0.1,   1,     1e300};
+static const double size_bounds[NBUCKETS] = {1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 1e300};
+
+static void
+histo_add(histo *h, double v)
+{
+    int i = 0;
+    while (i < NBUCKETS - 1 && v > h->bounds[i])
+        i++;
+    h->n[i]++;
+    h->count++;
+    h->sum += v;
+}
+
+/* What /metrics shows: updated by the engine thread at the end of each
+ * group, read by the HTTP threads, both under the server's mutex. */
+typedef struct metrics {
+    uint64_t accepted, duplicates, batches, bad_messages, log_failures;
+    uint64_t rejected[3];          /* malformed, missing_id, bad_time */
+    uint64_t *alerts, *suppressed; /* by rule */
+    histo batch_events, group_seconds, commit_seconds;
+    uint64_t map_used, map_size;
+    int64_t log_position;
+    bool ready;
+} metrics;
+
 typedef struct req {
     server *S;
     nng_ctx ctx;
@@ -41,6 +78,7 @@ typedef struct req {
     int state;
     nng_msg *msg;     /* the request, while queued */
     vg_buf reply;     /* the encoded reply, until sent */
+    size_t nevents;   /* in the request (metrics) */
     struct req *next; /* in the queue */
 } req;
 
@@ -82,7 +120,126 @@ struct server {
     const vg_rule **drules;
     size_t capdrules;
     unsigned review_at, block_at;
+    metrics m;             /* under mu */
+    uint64_t rej_codes[3]; /* the engine thread's, moved into m per group */
+    vg_admin *admin;
+    uint64_t bad_msgs;
 };
+
+/* ---- Metrics ----------------------------------------------------------------- */
+
+/* Moves the engine thread's counts into what /metrics shows (end of a group). */
+static void
+publish(server *S, size_t nreq, const size_t *sizes, double group_s, double commit_s)
+{
+    uint64_t used, size;
+    vg_engine_store_usage(S->eng, &used, &size);
+    size_t nr = vg_ruleset_nrules(S->rs);
+    pthread_mutex_lock(&S->mu);
+    metrics *m = &S->m;
+    m->accepted = S->events;
+    m->duplicates = S->duplicates;
+    memcpy(m->rejected, S->rej_codes, sizeof m->rejected);
+    m->bad_messages = S->bad_msgs;
+    m->batches += nreq;
+    for (size_t i = 0; i < nreq; i++)
+        histo_add(&m->batch_events, (double)sizes[i]);
+    if (nreq > 0) {
+        histo_add(&m->group_seconds, group_s);
+        histo_add(&m->commit_seconds, commit_s);
+    }
+    for (size_t i = 0; m->alerts != NULL && i < nr; i++) {
+        const vg_rule_stats *st = vg_engine_rule_stats(S->eng, i);
+        m->alerts[i] = st->alerts;
+        m->suppressed[i] = st->suppressed;
+    }
+    m->map_used = used;
+    m->map_size = size;
+    m->log_position = vg_engine_logpos(S->eng);
+    pthread_mutex_unlock(&S->mu);
+}
+
+static void
+histo_text(vg_buf *b, const char *name, const char *help, const histo *h)
+{
+    vg_buf_printf(b, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+    uint64_t cum = 0;
+    for (int i = 0; i < NBUCKETS; i++) {
+        cum += h->n[i];
+        if (i == NBUCKETS - 1)
+            vg_buf_printf(b, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n", name, cum);
+        else
+            vg_buf_printf(b, "%s_bucket{le=\"%g\"} %" PRIu64 "\n", name, h->bounds[i], cum);
+    }
+    vg_buf_printf(b, "%s_sum %.9g\n%s_count %" PRIu64 "\n", name, h->sum, name, h->count);
+}
+
+static void
+metrics_text(void *ctx, vg_buf *b)
+{
+    server *S = ctx;
+    static const char *const codes[] = {"malformed", "missing_id", "bad_time"};
+    pthread_mutex_lock(&S->mu);
+    const metrics *m = &S->m;
+    vg_buf_printf(b, "# HELP vigil_events_total Events received, by what became of them.\n"
+                     "# TYPE vigil_events_total counter\n");
+    vg_buf_printf(b, "vigil_events_total{outcome=\"accepted\"} %" PRIu64 "\n", m->accepted);
+    vg_buf_printf(b, "vigil_events_total{outcome=\"duplicate\"} %" PRIu64 "\n", m->duplicates);
+    for (int i = 0; i < 3; i++)
+        vg_buf_printf(b, "vigil_events_total{outcome=\"rejected\",code=\"%s\"} %" PRIu64 "\n",
+                      codes[i], m->rejected[i]);
+    vg_buf_printf(b,
+                  "# HELP vigil_dedupe_hits_total Events whose id was seen before.\n"
+                  "# TYPE vigil_dedupe_hits_total counter\nvigil_dedupe_hits_total %" PRIu64 "\n",
+                  m->duplicates);
+    vg_buf_printf(b,
+                  "# HELP vigil_batches_total Ingest requests answered.\n"
+                  "# TYPE vigil_batches_total counter\nvigil_batches_total %" PRIu64 "\n",
+                  m->batches);
+    vg_buf_printf(b,
+                  "# HELP vigil_bad_messages_total Requests that were not an EventBatch.\n"
+                  "# TYPE vigil_bad_messages_total counter\nvigil_bad_messages_total %" PRIu64 "\n",
+                  m->bad_messages);
+    vg_buf_printf(b, "# HELP vigil_alerts_total Alerts by rule (suppressed ones counted apart).\n"
+                     "# TYPE vigil_alerts_total counter\n");
+    size_t nr = vg_ruleset_nrules(S->rs);
+    for (size_t i = 0; m->alerts != NULL && i < nr; i++) {
+        const char *name = vg_ruleset_rule(S->rs, i)->name;
+        vg_buf_printf(b, "vigil_alerts_total{rule=\"%s\"} %" PRIu64 "\n", name, m->alerts[i]);
+        vg_buf_printf(b, "vigil_alerts_total{rule=\"%s\",suppressed=\"true\"} %" PRIu64 "\n", name,
+                      m->suppressed[i]);
+    }
+    histo_text(b, "vigil_batch_events", "Events per ingest request.", &m->batch_events);
+    histo_text(b, "vigil_evaluation_seconds", "Time to evaluate a group of requests.",
+               &m->group_seconds);
+    histo_text(b, "vigil_commit_seconds", "Time to make a group's events durable (fdatasync).",
+               &m->commit_seconds);
+    vg_buf_printf(b,
+                  "# HELP vigil_lmdb_map_used_bytes Bytes of the LMDB map in use.\n"
+                  "# TYPE vigil_lmdb_map_used_bytes gauge\nvigil_lmdb_map_used_bytes %" PRIu64
+                  "\n# HELP vigil_lmdb_map_bytes The LMDB map's size.\n"
+                  "# TYPE vigil_lmdb_map_bytes gauge\nvigil_lmdb_map_bytes %" PRIu64 "\n",
+                  m->map_used, m->map_size);
+    vg_buf_printf(b,
+                  "# HELP vigil_log_position Events in the event log so far.\n"
+                  "# TYPE vigil_log_position gauge\nvigil_log_position %" PRId64 "\n",
+                  m->log_position);
+    vg_buf_printf(b,
+                  "# HELP vigil_ready Whether the engine takes batches.\n"
+                  "# TYPE vigil_ready gauge\nvigil_ready %d\n",
+                  m->ready ? 1 : 0);
+    pthread_mutex_unlock(&S->mu);
+}
+
+static bool
+is_ready(void *ctx)
+{
+    server *S = ctx;
+    pthread_mutex_lock(&S->mu);
+    bool r = S->m.ready && !S->stopping && !S->failed;
+    pthread_mutex_unlock(&S->mu);
+    return r;
+}
 
 static double
 now_s(void)
@@ -220,6 +377,7 @@ add_rejection(server *S, size_t *n, uint32_t index, const vg_event *ev, const ch
     }
     vg_rejection *j = &S->rej[(*n)++];
     memset(j, 0, sizeof *j);
+    S->rej_codes[code[0] == 'm' && code[1] == 'a' ? 0 : code[0] == 'm' ? 1 : 2]++;
     j->index = index;
     j->reason = reason;
     j->code = code;
@@ -315,12 +473,14 @@ process(server *S, req *r)
     r->msg = NULL;
     if (err == VG_EINVAL) {
         S->rejected++;
+        S->bad_msgs++;
         vg_reply rep = {.error = why};
         return vg_reply_encode(&rep, &r->reply);
     }
     if (err)
         return err;
     vg_batch *b = &S->batch;
+    r->nevents = b->n;
     S->nhits = S->ndec = 0;
     S->hitbuf.len = 0;
     if (b->n > S->capptrs) {
@@ -421,10 +581,17 @@ engine_main(void *arg)
             break;
         vg_err err = VG_OK;
         S->alerts.len = 0;
-        for (req *r = group; r != NULL && err == VG_OK; r = r->next)
+        double t0 = now_s();
+        size_t sizes[NCTX], nreq = 0;
+        for (req *r = group; r != NULL && err == VG_OK; r = r->next) {
+            r->nevents = 0;
             err = process(S, r);
+            sizes[nreq++ % NCTX] = r->nevents;
+        }
+        double t1 = now_s();
         if (err == VG_OK)
             err = vg_log_commit(S->log);
+        double t2 = now_s();
         if (err == VG_OK && S->failed)
             err = VG_ENOMEM;
         if (err == VG_OK) {
@@ -437,6 +604,7 @@ engine_main(void *arg)
                  fflush(S->o->alerts) != 0))
                 say(S, "writing alerts failed: %s", strerror(errno));
         }
+        publish(S, nreq < NCTX ? nreq : NCTX, sizes, t1 - t0, t2 - t1);
         for (req *r = group, *next; r != NULL; r = next) {
             next = r->next;
             if (err)
@@ -520,6 +688,12 @@ vg_server_run(vg_ruleset *rs, const vg_server_opts *opts)
     S->block_at = o.block_at ? o.block_at : 80;
     pthread_mutex_init(&S->mu, NULL);
     pthread_cond_init(&S->cv, NULL);
+    S->m.batch_events.bounds = size_bounds;
+    S->m.group_seconds.bounds = seconds_bounds;
+    S->m.commit_seconds.bounds = seconds_bounds;
+    size_t nr = vg_ruleset_nrules(rs);
+    S->m.alerts = calloc(nr ? nr : 1, sizeof(uint64_t));
+    S->m.suppressed = calloc(nr ? nr : 1, sizeof(uint64_t));
     /* signals go to sigwait() below, never to nng's or the engine's threads */
     sigset_t sigs;
     sigemptyset(&sigs);
@@ -535,6 +709,7 @@ vg_server_run(vg_ruleset *rs, const vg_server_opts *opts)
     vg_engine_opts eo = {.state_dir = o.state_dir,
                          .cache_keys = o.cache_keys,
                          .dedupe_horizon_ms = o.dedupe_horizon_ms,
+                         .max_state_bytes = o.max_state_bytes,
                          .defer_evict = true};
     int64_t end = 0;
     pthread_t th;
@@ -591,6 +766,17 @@ vg_server_run(vg_ruleset *rs, const vg_server_opts *opts)
         goto done;
     }
     started = true;
+    publish(S, 0, NULL, 0, 0);
+    if (o.http != NULL && o.http[0] != '\0') {
+        vg_admin_fns fns = {metrics_text, is_ready, S};
+        if (vg_admin_start(o.http, &fns, &S->admin, why, sizeof why) != VG_OK) {
+            say(S, "%s (set http to another address, or to \"\" for none)", why);
+            goto done;
+        }
+    }
+    pthread_mutex_lock(&S->mu);
+    S->m.ready = true;
+    pthread_mutex_unlock(&S->mu);
     for (int i = 0; i < NCTX; i++)
         nng_ctx_recv(S->reqs[i].ctx, S->reqs[i].aio);
     say(S, "ready: %zu rules, ingest on %s, state in %s", vg_ruleset_nrules(rs), o.ingest_url,
@@ -623,6 +809,7 @@ vg_server_run(vg_ruleset *rs, const vg_server_opts *opts)
     }
     rc = S->failed ? 1 : 0;
 done:
+    vg_admin_stop(S->admin);
     if (S->sock.id != 0)
         nng_close(S->sock);
     if (started)
@@ -652,6 +839,8 @@ done:
     free(S->rej);
     free(S->ptrs);
     free(S->hits);
+    free(S->m.alerts);
+    free(S->m.suppressed);
     free(S->dec);
     free(S->rh);
     free(S->drules);

@@ -18,10 +18,12 @@
 typedef struct vg_server_opts {
     const char *state_dir;        /* LMDB state and the event log (log/) */
     const char *ingest_url;       /* the REP endpoint */
+    const char *http;             /* /metrics /healthz /readyz on host:port; NULL or "": none */
     size_t max_message_bytes;     /* one request at most; 0 means 16 MiB */
     double checkpoint_s;          /* seconds between checkpoints; 0 means 30 */
     size_t cache_keys;            /* keys held in memory (vg_engine_opts); 0: the default */
     int64_t dedupe_horizon_ms;    /* 0: the engine's default (7 days) */
+    size_t max_state_bytes;       /* the LMDB map's limit; 0: 64 GiB */
     unsigned review_at, block_at; /* decision thresholds; 0: 50 and 80 */
     FILE *alerts;                 /* where alerts go, one JSON line each (the stdout sink) */
     FILE *log;                    /* where the engine says what it does (stderr) */

@@ -20,13 +20,24 @@ bad() {
     echo "FAIL: $*"
 }
 url="ipc://$tmp/ingest.ipc"
+# the admin endpoint: a port of its own per run of this script
+port=$((20000 + $$ % 20000))
+http="127.0.0.1:$port"
+fetch() { python3 -c "
+import sys, urllib.request, urllib.error
+try:
+    r = urllib.request.urlopen('http://$http' + sys.argv[1], timeout=5)
+    print(r.status); sys.stdout.write(r.read().decode())
+except urllib.error.HTTPError as e:
+    print(e.code); sys.stdout.write(e.read().decode())
+" "$1"; }
 rules="$top/rules/examples"
 
 # start STATE OUT ERR: runs the engine in the background, waits until ready
 start() {
     touch "$3"
     before=$(grep -c "ready:" "$3")
-    "$vigil" run --rules "$rules" --state "$1" --ingest "$url" >>"$2" 2>>"$3" &
+    "$vigil" run --rules "$rules" --state "$1" --ingest "$url" --http "$http" >>"$2" 2>>"$3" &
     pid=$!
     i=0
     while [ "$(grep -c "ready:" "$3")" = "$before" ]; do
@@ -57,6 +68,16 @@ start "$tmp/s1" "$tmp/got1.jsonl" "$tmp/err1" || exit 1
 "$vigil" send --to "$url" --input "$tmp/g.csv" 2>"$tmp/send1" && ok || bad "send exited $?"
 grep -q "21470 events read, 21470 sent, 21470 acked, 0 duplicates, 0 rejected" "$tmp/send1" && ok ||
     bad "send's counts: $(cat "$tmp/send1")"
+fetch /healthz >"$tmp/h1"
+[ "$(head -1 "$tmp/h1")" = 200 ] && ok || bad "/healthz: $(cat "$tmp/h1")"
+fetch /readyz >"$tmp/h2"
+grep -q "^ready" "$tmp/h2" && ok || bad "/readyz: $(cat "$tmp/h2")"
+fetch /metrics >"$tmp/m1"
+grep -q '^vigil_events_total{outcome="accepted"} 21470$' "$tmp/m1" && ok || bad "/metrics accepted: $(grep accepted "$tmp/m1")"
+grep -q '^vigil_batches_total 84$' "$tmp/m1" && ok || bad "/metrics batches: $(grep batches_total "$tmp/m1")"
+grep -q '^vigil_alerts_total{rule="velocity_cnp"} [1-9]' "$tmp/m1" && ok || bad "/metrics alerts by rule"
+grep -q '^vigil_commit_seconds_count [1-9]' "$tmp/m1" && ok || bad "/metrics commit latency"
+grep -q '^vigil_log_position 21470$' "$tmp/m1" && ok || bad "/metrics log position: $(grep log_position "$tmp/m1")"
 stop && ok || bad "SIGTERM: the engine exited $rc, expected 0"
 cmp -s "$tmp/got1.jsonl" "$tmp/want.jsonl" && ok || bad "live alerts differ from replay's"
 grep -q "stopped: 21470 events, 0 duplicates, 0 rejected" "$tmp/err1" && ok ||
@@ -95,7 +116,7 @@ grep -q "recovered" "$tmp/err3" && bad "a clean stop left events to recover" || 
 # --- a small cache: keys are written back between groups, never ahead of the
 # log; kill -9 and recovery still give replay's alerts
 rules_small() {
-    "$vigil" run --rules "$rules" --state "$tmp/s3" --ingest "$url" --cache-keys 200 >>"$tmp/got3.jsonl" 2>>"$tmp/err6" &
+    "$vigil" run --rules "$rules" --state "$tmp/s3" --ingest "$url" --http none --cache-keys 200 >>"$tmp/got3.jsonl" 2>>"$tmp/err6" &
     pid=$!
     i=0
     while [ "$(grep -c "ready:" "$tmp/err6" 2>/dev/null || true)" != "$1" ] && [ $i -lt 100 ]; do
@@ -178,7 +199,7 @@ rc=$?
 [ $rc -eq 66 ] && ok || bad "a missing config: exit $rc, expected 66"
 # the config's engine runs: state where it says
 start_cfg() {
-    "$vigil" run --config "$tmp/cfg/vigil.yaml" >"$tmp/got8.jsonl" 2>"$tmp/err8" &
+    "$vigil" run --config "$tmp/cfg/vigil.yaml" --http none >"$tmp/got8.jsonl" 2>"$tmp/err8" &
     pid=$!
     i=0
     while ! grep -q "ready:" "$tmp/err8" && [ $i -lt 100 ]; do

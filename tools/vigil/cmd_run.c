@@ -28,6 +28,8 @@ run_usage(FILE *f)
                "  -s, --state DIR        LMDB state and event log (default: vigil-data)\n"
                "  -i, --ingest URL       the REP endpoint for EventBatch requests, tcp:// or\n"
                "                         ipc:// (default: tcp://127.0.0.1:7470)\n"
+               "      --http ADDR        serve /metrics, /healthz and /readyz on host:port\n"
+               "                         (default: 127.0.0.1:7471; none: not at all)\n"
                "      --max-message N    the largest request in bytes (default: 16777216)\n"
                "      --checkpoint SEC   seconds between state checkpoints (default: 30)\n"
                "      --cache-keys N     keys held in memory before the least recent are written\n"
@@ -66,12 +68,13 @@ cmd_run(int argc, char **argv)
         {"config", required_argument, NULL, 'c'},
         {"cache-keys", required_argument, NULL, 'K'},
         {"check-config", no_argument, NULL, 'X'},
+        {"http", required_argument, NULL, 'H'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *rules[256];
     size_t nrules = 0;
-    const char *config = NULL, *state = NULL, *ingest = NULL;
+    const char *config = NULL, *state = NULL, *ingest = NULL, *http = NULL;
     bool check_only = false;
     size_t max_message = 0;
     vg_server_opts o = {.state_dir = "vigil-data",
@@ -107,6 +110,7 @@ cmd_run(int argc, char **argv)
             break;
         case 'c': config = optarg; break;
         case 'X': check_only = true; break;
+        case 'H': http = optarg; break;
         case 'h': run_usage(stdout); return VG_EXIT_OK;
         default: return cli_usage_error("run", "unknown option");
         }
@@ -127,9 +131,13 @@ cmd_run(int argc, char **argv)
     }
     o.state_dir = state ? state : cfg.state ? cfg.state : o.state_dir;
     o.ingest_url = ingest ? ingest : cfg.ingest ? cfg.ingest : o.ingest_url;
+    o.http = http ? http : cfg.http ? cfg.http : "127.0.0.1:7471";
+    if (strcmp(o.http, "none") == 0)
+        o.http = "";
     o.max_message_bytes = max_message ? max_message : (size_t)cfg.max_message_bytes;
     o.dedupe_horizon_ms = cfg.dedupe_horizon_ms;
     o.review_at = cfg.review_at;
+    o.max_state_bytes = (size_t)cfg.max_size;
     o.block_at = cfg.block_at;
     if (nrules == 0)
         rules[nrules++] = cfg.rules ? cfg.rules : "rules";
