@@ -124,6 +124,8 @@ struct server {
     uint64_t rej_codes[3]; /* the engine thread's, moved into m per group */
     vg_admin *admin;
     uint64_t bad_msgs;
+    vg_ruleset *next_rs; /* under mu: a new rule set for the engine thread to switch to */
+    uint64_t reloads, reload_failures; /* under mu */
 };
 
 /* ---- Metrics ----------------------------------------------------------------- */
@@ -224,6 +226,13 @@ metrics_text(void *ctx, vg_buf *b)
                   "# HELP vigil_log_position Events in the event log so far.\n"
                   "# TYPE vigil_log_position gauge\nvigil_log_position %" PRId64 "\n",
                   m->log_position);
+    vg_buf_printf(b,
+                  "# HELP vigil_reloads_total Rule sets loaded on SIGHUP.\n"
+                  "# TYPE vigil_reloads_total counter\nvigil_reloads_total %" PRIu64 "\n"
+                  "# HELP vigil_reload_failures_total SIGHUPs whose rules did not compile.\n"
+                  "# TYPE vigil_reload_failures_total counter\n"
+                  "vigil_reload_failures_total %" PRIu64 "\n",
+                  S->reloads, S->reload_failures);
     vg_buf_printf(b,
                   "# HELP vigil_ready Whether the engine takes batches.\n"
                   "# TYPE vigil_ready gauge\nvigil_ready %d\n",
@@ -558,13 +567,82 @@ checkpoint(server *S)
     return err;
 }
 
+/* Switches to rule set rs between groups: the state is checkpointed, the
+ * engine reopened over the new rules on the same state. The state format
+ * names each rule's state by its identity (state_id), so a rule whose key,
+ * on, where, when, match, within and suppress are unchanged keeps its state,
+ * a changed one starts afresh, and a removed one's is dropped; pending
+ * deadlines follow their rule the same way. */
+static vg_err
+switch_rules(server *S, vg_ruleset *rs)
+{
+    vg_err err = checkpoint(S);
+    if (err)
+        return err;
+    int64_t pos = vg_engine_logpos(S->eng);
+    vg_engine_close(S->eng);
+    S->eng = NULL;
+    char why[512] = "";
+    vg_engine_opts eo = {.state_dir = S->o->state_dir,
+                         .cache_keys = S->o->cache_keys,
+                         .dedupe_horizon_ms = S->o->dedupe_horizon_ms,
+                         .max_state_bytes = S->o->max_state_bytes,
+                         .defer_evict = true};
+    vg_ruleset *use = rs;
+    err = vg_engine_open(rs, &eo, why, sizeof why, &S->eng);
+    if (err) { /* the old rules on the state just written, then */
+        say(S, "the new rules can't open the state: %s; keeping the old ones", why);
+        use = S->rs;
+        if (vg_engine_open(S->rs, &eo, why, sizeof why, &S->eng) != VG_OK)
+            return VG_EIO;
+    }
+    vg_engine_set_logpos(S->eng, pos);
+    size_t nr = vg_ruleset_nrules(use);
+    uint64_t *a = calloc(nr ? nr : 1, sizeof *a), *sp = calloc(nr ? nr : 1, sizeof *sp);
+    pthread_mutex_lock(&S->mu);
+    if (use == rs) {
+        vg_ruleset_unref(S->rs);
+        S->rs = vg_ruleset_ref(rs);
+        S->reloads++;
+    }
+    if (a != NULL && sp != NULL) {
+        free(S->m.alerts);
+        free(S->m.suppressed);
+        S->m.alerts = a;
+        S->m.suppressed = sp;
+        a = sp = NULL;
+    }
+    pthread_mutex_unlock(&S->mu);
+    free(a);
+    free(sp);
+    if (use == rs)
+        say(S, "reloaded: %zu rules", nr);
+    return VG_OK;
+}
+
 static void *
 engine_main(void *arg)
 {
     server *S = arg;
     for (;;) {
         pthread_mutex_lock(&S->mu);
-        while (S->head == NULL && !S->stopping) {
+        vg_ruleset *next_rs = S->next_rs;
+        S->next_rs = NULL;
+        pthread_mutex_unlock(&S->mu);
+        if (next_rs != NULL) {
+            vg_err e = switch_rules(S, next_rs);
+            vg_ruleset_unref(next_rs);
+            if (e) {
+                say(S, "stopping: switching the rules failed: %s", vg_strerror(e));
+                pthread_mutex_lock(&S->mu);
+                S->failed = true;
+                pthread_mutex_unlock(&S->mu);
+                kill(getpid(), SIGTERM);
+                break;
+            }
+        }
+        pthread_mutex_lock(&S->mu);
+        while (S->head == NULL && !S->stopping && S->next_rs == NULL) {
             struct timespec until;
             clock_gettime(CLOCK_REALTIME, &until);
             until.tv_sec += 1;
@@ -683,7 +761,7 @@ vg_server_run(vg_ruleset *rs, const vg_server_opts *opts)
     if (S == NULL)
         return 1;
     S->o = &o;
-    S->rs = rs;
+    S->rs = vg_ruleset_ref(rs); /* the server's own: SIGHUP may swap it */
     S->review_at = o.review_at ? o.review_at : 50;
     S->block_at = o.block_at ? o.block_at : 80;
     pthread_mutex_init(&S->mu, NULL);
@@ -786,7 +864,18 @@ vg_server_run(vg_ruleset *rs, const vg_server_opts *opts)
         if (sigwait(&sigs, &sig) != 0)
             continue;
         if (sig == SIGHUP) {
-            say(S, "SIGHUP: reloading rules is not in this version; restart to change them");
+            vg_ruleset *next = o.reload ? o.reload(o.reload_ctx) : NULL;
+            pthread_mutex_lock(&S->mu);
+            if (next == NULL && o.reload != NULL) {
+                S->reload_failures++;
+                pthread_mutex_unlock(&S->mu);
+                say(S, "SIGHUP: the rules do not compile (above); the old ones keep running");
+                continue;
+            }
+            vg_ruleset_unref(S->next_rs); /* a reload not yet taken: the newest wins */
+            S->next_rs = next;
+            pthread_cond_broadcast(&S->cv);
+            pthread_mutex_unlock(&S->mu);
             continue;
         }
         break;
@@ -832,6 +921,8 @@ done:
             S->events, S->duplicates, S->rejected, S->nalerts);
     vg_engine_close(S->eng);
     vg_log_close(S->log);
+    vg_ruleset_unref(S->next_rs);
+    vg_ruleset_unref(S->rs);
     vg_pb_event_free(S->holder);
     vg_batch_free(&S->batch);
     vg_buf_free(&S->rec);

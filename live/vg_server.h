@@ -27,6 +27,10 @@ typedef struct vg_server_opts {
     unsigned review_at, block_at; /* decision thresholds; 0: 50 and 80 */
     FILE *alerts;                 /* where alerts go, one JSON line each (the stdout sink) */
     FILE *log;                    /* where the engine says what it does (stderr) */
+    /* SIGHUP: compiles the rules again; NULL when they do not compile (the
+     * diagnostics are the callback's to print). NULL: no reload. */
+    vg_ruleset *(*reload)(void *ctx);
+    void *reload_ctx;
 } vg_server_opts;
 
 /* Runs the engine over rs until SIGTERM or SIGINT (then it drains, checkpoints

@@ -156,6 +156,42 @@ rc=$?
 grep -q "the event has no id" "$tmp/err10" && ok || bad "score says why: $(cat "$tmp/err10")"
 stop
 
+# --- hot reload (SIGHUP) -------------------------------------------------------
+mkdir "$tmp/hr"
+cat >"$tmp/hr/r.vgl" <<'EOR'
+rule third { when count() over history == 2 message "v1 {count() over history}" }
+rule fresh { where amount > 0 when count() over history == 2 message "fresh" }
+EOR
+for i in 1 2; do echo "{\"id\":\"h$i\",\"time\":$((1000 * i)),\"account_id\":\"a\",\"amount\":1,\"currency\":\"EUR\"}"; done >"$tmp/h12.jsonl"
+for i in 3 4; do echo "{\"id\":\"h$i\",\"time\":$((1000 * i)),\"account_id\":\"a\",\"amount\":1,\"currency\":\"EUR\"}"; done >"$tmp/h34.jsonl"
+"$vigil" run --rules "$tmp/hr/r.vgl" --state "$tmp/s6" --ingest "$url" --http "$http" >"$tmp/got6" 2>"$tmp/err11" &
+pid=$!
+i=0
+while ! grep -q "ready:" "$tmp/err11" && [ $i -lt 100 ]; do i=$((i + 1)); sleep 0.1; done
+"$vigil" send --to "$url" --input "$tmp/h12.jsonl" -q
+# a broken edit is refused; the old rules keep running
+printf 'rule third { when count() over histroy == 2 }\n' >"$tmp/hr/r.vgl"
+kill -HUP "$pid"
+i=0
+while ! grep -q "the old ones keep running" "$tmp/err11" && [ $i -lt 50 ]; do i=$((i + 1)); sleep 0.1; done
+grep -q "the old ones keep running" "$tmp/err11" && ok || bad "a broken reload is refused: $(cat "$tmp/err11")"
+fetch /metrics | grep -q '^vigil_reload_failures_total 1$' && ok || bad "the failed reload is counted"
+# a message changes (the rule keeps its state: its third event alerts),
+# a where changes (that rule starts afresh: no alert on the third event)
+cat >"$tmp/hr/r.vgl" <<'EOR'
+rule third { when count() over history == 2 message "v2 {count() over history}" }
+rule fresh { where amount > 0.5 when count() over history == 2 message "fresh" }
+EOR
+kill -HUP "$pid"
+i=0
+while ! grep -q "reloaded: 2 rules" "$tmp/err11" && [ $i -lt 50 ]; do i=$((i + 1)); sleep 0.1; done
+grep -q "reloaded: 2 rules" "$tmp/err11" && ok || bad "a good reload: $(cat "$tmp/err11")"
+"$vigil" send --to "$url" --input "$tmp/h34.jsonl" -q
+stop && ok || bad "SIGTERM after reloads: exit $rc"
+grep -q '"rule":"third".*"event_id":"h3".*"message":"v2 2"' "$tmp/got6" && ok || bad "a rule with a new message keeps its state: $(cat "$tmp/got6")"
+# with its state kept, fresh would alert on h3 (two earlier events) like third
+grep -q '"rule":"fresh"' "$tmp/got6" && bad "a rule with a new where kept its state: $(cat "$tmp/got6")" || ok
+
 # --- errors ------------------------------------------------------------------
 "$vigil" send --to "ipc://$tmp/nobody.ipc" --input "$tmp/half.csv" 2>"$tmp/err4"
 rc=$?

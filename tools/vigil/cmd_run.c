@@ -47,13 +47,37 @@ run_usage(FILE *f)
                "kill -9) loses no acked event and counts none twice. Alerts the replayed events\n"
                "raise are printed again, with the same ids (receivers dedupe on them).\n"
                "SIGTERM or SIGINT: stop taking batches, finish those in flight, checkpoint,\n"
-               "exit 0.\n"
+               "exit 0. SIGHUP: compile the rules again; a rule set with errors is refused\n"
+               "(they are printed, the old rules keep running); otherwise the engine switches\n"
+               "between two batches, and a rule keeps its state unless its key, on, where,\n"
+               "when, match, within or suppress changed.\n"
                "\n"
                "Exit status: 0 after SIGTERM, 1 the rules do not compile or the engine cannot\n"
                "start or go on (stderr says why), 64 usage error, 78 a config error (an\n"
                "unknown key, a value of the wrong type, a setting this version cannot do).\n"
                "\n"
                "Feed it with `vigil send`. More: docs/operations.md.\n");
+}
+
+/* What SIGHUP compiles: the same paths as at start. */
+typedef struct rule_paths {
+    const char *const *paths;
+    size_t n;
+} rule_paths;
+
+static vg_ruleset *
+recompile(void *ctx)
+{
+    rule_paths *p = ctx;
+    vg_compile_opts copts = {.diag = cli_print_diag};
+    unsigned nerr = 0;
+    vg_ruleset *rs = NULL;
+    vg_err err = vg_ruleset_compile(p->paths, p->n, &copts, &nerr, &rs);
+    if (err == VG_ECOMPILE)
+        vg_diag_summary(stderr, nerr);
+    else if (err)
+        fprintf(stderr, "vigil run: can't load the rules: %s\n", vg_strerror(err));
+    return err ? NULL : rs;
 }
 
 int
@@ -154,6 +178,9 @@ cmd_run(int argc, char **argv)
         return VG_EXIT_RULES;
     }
     int rc = VG_EXIT_OK;
+    rule_paths paths = {rules, nrules};
+    o.reload = recompile;
+    o.reload_ctx = &paths;
     if (check_only)
         printf("ok: %s; %zu rules; state in %s; ingest on %s\n",
                config ? config : "the built-in defaults", vg_ruleset_nrules(rs), o.state_dir,
