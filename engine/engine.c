@@ -238,13 +238,7 @@ vg_engine_flush(vg_engine *e)
     for (;;) {
         vg_err err = flush_once(e);
         if (err != VG_ELIMIT || store_grow(e->st) != VG_OK)
-            return err;
-        /* what the aborted transaction held must be written again */
-        for (size_t i = 0; i < e->capkeys; i++)
-            if (e->keys[i].hash)
-                e->keys[i].k->dirty = true;
-        for (size_t i = 0; i < e->capids; i++)
-            e->ids[i].saved = false;
+            return err; /* the records stay unwritten, to be written next time */
     }
 }
 
@@ -252,6 +246,8 @@ vg_engine_flush(vg_engine *e)
 static vg_err
 flush_once(vg_engine *e)
 {
+    /* everything in one transaction; the records are marked written only
+     * once it commits (a failed commit leaves them all to write again) */
     vg_err err = VG_OK;
     for (size_t i = 0; i < e->capkeys && err == VG_OK; i++) {
         keyrec *k = e->keys[i].k;
@@ -261,7 +257,6 @@ flush_once(vg_engine *e)
         if (err == VG_OK)
             err = store_put(e->st, vg_ruleset_keyspace(e->rs, k->keyspace), k->key, k->keylen,
                             &e->rec, &e->reckey);
-        k->dirty = err != VG_OK;
     }
     for (size_t i = 0; i < e->capids && err == VG_OK; i++) {
         idrec *r = &e->ids[i];
@@ -269,7 +264,6 @@ flush_once(vg_engine *e)
             continue;
         uint64_t h[2] = {r->hash, r->hash2};
         err = store_put_id(e->st, (const char *)h, sizeof h, r->time_ms, r->dec);
-        r->saved = err == VG_OK;
     }
     if (err == VG_OK && e->have_clock) {
         err = store_ids(e->st, e->clock - e->horizon_ms, NULL, NULL); /* drop expired ids */
@@ -282,7 +276,16 @@ flush_once(vg_engine *e)
         err = store_meta(e->st, "logpos", &e->logpos, true);
     if (err == VG_OK)
         err = store_commit(e->st);
-    return err;
+    if (err != VG_OK) {
+        store_abort(e->st);
+        return err;
+    }
+    for (size_t i = 0; i < e->capkeys; i++)
+        if (e->keys[i].hash != 0)
+            e->keys[i].k->dirty = false;
+    for (size_t i = 0; i < e->capids; i++)
+        e->ids[i].saved = true;
+    return VG_OK;
 }
 
 static size_t

@@ -135,6 +135,7 @@ vg_err store_timer_put(store *s, const void *key, size_t klen, const void *val, 
 vg_err store_timers(store *s, void (*fn)(void *, const void *, size_t, const void *, size_t),
                     void *ctx);
 vg_err store_commit(store *s);
+void store_abort(store *s); /* drops the open write transaction, if any */
 void store_usage(store *s, uint64_t *used,
                  uint64_t *size); /* bytes of the map in use, and its size */
 /* After VG_ELIMIT (the map is full): drops the open write transaction and

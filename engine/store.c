@@ -158,6 +158,15 @@ store_usage(store *s, uint64_t *used, uint64_t *size)
     }
 }
 
+void
+store_abort(store *s)
+{
+    if (s->wtxn != NULL) {
+        mdb_txn_abort(s->wtxn);
+        s->wtxn = NULL;
+    }
+}
+
 vg_err
 store_commit(store *s)
 {

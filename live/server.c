@@ -125,6 +125,7 @@ struct server {
     vg_admin *admin;
     uint64_t bad_msgs;
     vg_ruleset *next_rs; /* under mu: a new rule set for the engine thread to switch to */
+    bool full;           /* under mu: the LMDB map is at its maximum */
     uint64_t reloads, reload_failures; /* under mu */
 };
 
@@ -245,7 +246,7 @@ is_ready(void *ctx)
 {
     server *S = ctx;
     pthread_mutex_lock(&S->mu);
-    bool r = S->m.ready && !S->stopping && !S->failed;
+    bool r = S->m.ready && !S->stopping && !S->failed && !S->full;
     pthread_mutex_unlock(&S->mu);
     return r;
 }
@@ -352,11 +353,14 @@ req_cb(void *arg)
     }
     r->msg = nng_aio_get_msg(r->aio);
     pthread_mutex_lock(&S->mu);
-    if (S->stopping) {
+    if (S->stopping || S->full) {
+        bool full = S->full;
         pthread_mutex_unlock(&S->mu);
         nng_msg_free(r->msg);
         r->msg = NULL;
-        reply_error(r, "the engine is shutting down: send again later");
+        reply_error(r, full ? "the engine's state is full (state.max_size): nothing taken; send "
+                              "again once it has room"
+                            : "the engine is shutting down: send again later");
         return;
     }
     r->state = REQ_QUEUED;
@@ -368,6 +372,21 @@ req_cb(void *arg)
     S->tail = r;
     pthread_cond_signal(&S->cv);
     pthread_mutex_unlock(&S->mu);
+}
+
+/* The LMDB map is at state.max_size: stop taking batches (producers get an
+ * error and retry; /readyz fails) rather than hold state that cannot be
+ * checkpointed. Everything acked so far is in the log. */
+static void
+set_full(server *S)
+{
+    pthread_mutex_lock(&S->mu);
+    bool was = S->full;
+    S->full = true;
+    pthread_mutex_unlock(&S->mu);
+    if (!was)
+        say(S, "the state is full (state.max_size reached): taking no more batches; restart "
+               "with a larger max_size (the event log keeps everything acked)");
 }
 
 /* ---- The engine thread ---------------------------------------------------- */
@@ -676,7 +695,14 @@ engine_main(void *arg)
             /* the events are durable: the state may say so at the next
              * checkpoint, and their alerts go out */
             vg_engine_set_logpos(S->eng, vg_log_next(S->log));
-            err = vg_engine_maintain(S->eng); /* write-back only behind the durable log */
+            /* write-back only behind the durable log; if it fails the
+             * events are still durable, and acked */
+            vg_err merr = vg_engine_maintain(S->eng);
+            if (merr == VG_ELIMIT)
+                set_full(S);
+            else if (merr)
+                say(S, "writing state back failed: %s (the log keeps everything)",
+                    vg_strerror(merr));
             if (S->alerts.len > 0 &&
                 (fwrite(S->alerts.data, 1, S->alerts.len, S->o->alerts) != S->alerts.len ||
                  fflush(S->o->alerts) != 0))
@@ -703,9 +729,13 @@ engine_main(void *arg)
             kill(getpid(), SIGTERM);
             break;
         }
-        if (now_s() - S->last_checkpoint > S->o->checkpoint_s && (err = checkpoint(S)) != VG_OK)
-            say(S, "a checkpoint failed: %s (the log keeps everything; retrying later)",
-                vg_strerror(err));
+        if (now_s() - S->last_checkpoint > S->o->checkpoint_s && (err = checkpoint(S)) != VG_OK) {
+            if (err == VG_ELIMIT)
+                set_full(S);
+            else
+                say(S, "a checkpoint failed: %s (the log keeps everything; retrying later)",
+                    vg_strerror(err));
+        }
         pthread_mutex_lock(&S->mu);
         S->busy = false;
         pthread_cond_broadcast(&S->cv);

@@ -192,6 +192,36 @@ grep -q '"rule":"third".*"event_id":"h3".*"message":"v2 2"' "$tmp/got6" && ok ||
 # with its state kept, fresh would alert on h3 (two earlier events) like third
 grep -q '"rule":"fresh"' "$tmp/got6" && bad "a rule with a new where kept its state: $(cat "$tmp/got6")" || ok
 
+# --- a full state: at max_size the engine stops acking, /readyz fails ---------------
+mkdir "$tmp/mf"
+printf 'rules: %s\nstate: {path: st, max_size: 1MiB}\ningest: %s\nhttp: "%s"\n' "$rules" "$url" "$http" >"$tmp/mf/vigil.yaml"
+"$vigil" run --config "$tmp/mf/vigil.yaml" --checkpoint 0.2 >/dev/null 2>"$tmp/err12" &
+pid=$!
+i=0
+while ! grep -q "ready:" "$tmp/err12" && [ $i -lt 100 ]; do i=$((i + 1)); sleep 0.1; done
+"$vigil" send --to "$url" --input "$tmp/g.csv" --timeout 3 2>"$tmp/send12"
+rc=$?
+[ $rc -eq 69 ] && ok || bad "send into a full state: exit $rc, expected 69: $(tail -2 "$tmp/send12")"
+grep -q "state is full" "$tmp/send12" && ok || bad "the producer is told the state is full: $(head -3 "$tmp/send12")"
+grep -q "the state is full (state.max_size reached)" "$tmp/err12" && ok || bad "the engine says it is full: $(cat "$tmp/err12")"
+fetch /readyz >"$tmp/r12"
+head -1 "$tmp/r12" | grep -q 503 && ok || bad "/readyz while full: $(cat "$tmp/r12")"
+kill -0 "$pid" 2>/dev/null && ok || bad "the engine died when full"
+kill -TERM "$pid"
+wait "$pid"
+pid=""
+# a restart with room recovers every acked event from the log
+acked=$(grep -o 'sent, [0-9]* acked' "$tmp/send12" | grep -o '[0-9][0-9]*')
+printf 'rules: %s\nstate: {path: st, max_size: 1GiB}\ningest: %s\nhttp: ""\n' "$rules" "$url" >"$tmp/mf/vigil.yaml"
+"$vigil" run --config "$tmp/mf/vigil.yaml" >/dev/null 2>"$tmp/err13" &
+pid=$!
+i=0
+while ! grep -q "ready:" "$tmp/err13" && [ $i -lt 100 ]; do i=$((i + 1)); sleep 0.1; done
+"$vigil" send --to "$url" --input "$tmp/g.csv" 2>"$tmp/send13"
+grep -q "$((21470 - acked)) acked, $acked duplicates" "$tmp/send13" && ok ||
+    bad "after the full state, with room: $(cat "$tmp/send13") (acked before: $acked)"
+stop
+
 # --- errors ------------------------------------------------------------------
 "$vigil" send --to "ipc://$tmp/nobody.ipc" --input "$tmp/half.csv" 2>"$tmp/err4"
 rc=$?
