@@ -489,16 +489,26 @@ finish_decisions(server *S)
     return VG_OK;
 }
 
-/* Processes one request's events; its reply is encoded into r->reply. */
+static vg_err process_msg(server *S, req *r);
+
+/* Processes one request's events; its reply is encoded into r->reply. The
+ * request's bytes live until then: the event log copies events from them. */
 static vg_err
 process(server *S, req *r)
+{
+    vg_err err = process_msg(S, r);
+    nng_msg_free(r->msg);
+    r->msg = NULL;
+    return err;
+}
+
+static vg_err
+process_msg(server *S, req *r)
 {
     char why[200];
     size_t len = nng_msg_len(r->msg);
     vg_err err = vg_pb_decode_batch(&S->holder, vg_ruleset_schema(S->rs), nng_msg_body(r->msg), len,
                                     &S->batch, why, sizeof why);
-    nng_msg_free(r->msg);
-    r->msg = NULL;
     if (err == VG_EINVAL) {
         S->rejected++;
         S->bad_msgs++;
@@ -552,10 +562,14 @@ process(server *S, req *r)
                 S->events++;
                 rep.accepted++;
                 int64_t pos;
-                S->rec.len = 0;
-                err = vg_pb_encode(vg_ruleset_schema(S->rs), &b->ev[j], &S->rec);
-                if (err == VG_OK)
-                    err = vg_log_add(S->log, (const uint8_t *)S->rec.data, S->rec.len, &pos);
+                if (b->raw[j] != NULL) { /* the event's bytes as they came */
+                    err = vg_log_add(S->log, b->raw[j], b->rawlen[j], &pos);
+                } else {
+                    S->rec.len = 0;
+                    err = vg_pb_encode(vg_ruleset_schema(S->rs), &b->ev[j], &S->rec);
+                    if (err == VG_OK)
+                        err = vg_log_add(S->log, (const uint8_t *)S->rec.data, S->rec.len, &pos);
+                }
             }
         }
     }

@@ -354,13 +354,57 @@ vg_pb_decode_batch(vg_pb_event **holder, const vg_schema *sc, const uint8_t *buf
     if (b->n_events > out->cap) {
         vg_event *ev = realloc(out->ev, b->n_events * sizeof(vg_event));
         const char **bad = realloc(out->bad, b->n_events * sizeof(char *));
+        const uint8_t **raw = realloc(out->raw, b->n_events * sizeof(uint8_t *));
+        size_t *rawlen = realloc(out->rawlen, b->n_events * sizeof(size_t));
         if (ev != NULL)
             out->ev = ev;
         if (bad != NULL)
             out->bad = bad;
-        if (ev == NULL || bad == NULL)
+        if (raw != NULL)
+            out->raw = raw;
+        if (rawlen != NULL)
+            out->rawlen = rawlen;
+        if (ev == NULL || bad == NULL || raw == NULL || rawlen == NULL)
             return VG_ENOMEM;
         out->cap = b->n_events;
+    }
+    /* each event's own bytes: field 1 entries, in order (what the event log
+     * keeps, without encoding the event again) */
+    for (size_t i = 0; i < b->n_events; i++)
+        out->raw[i] = NULL;
+    size_t pos = 0, k = 0;
+    while (pos < len && k < b->n_events) {
+        uint64_t tag = 0, v = 0;
+        unsigned sh = 0;
+        while (pos < len && sh < 64) { /* the tag */
+            tag |= (uint64_t)(buf[pos] & 0x7F) << sh;
+            sh += 7;
+            if (!(buf[pos++] & 0x80))
+                break;
+        }
+        unsigned wire = (unsigned)(tag & 7);
+        size_t start = pos;
+        sh = 0;
+        if (wire == 2 || wire == 0) {
+            while (pos < len && sh < 64) {
+                v |= (uint64_t)(buf[pos] & 0x7F) << sh;
+                sh += 7;
+                if (!(buf[pos++] & 0x80))
+                    break;
+            }
+        } else {
+            break; /* not what an EventBatch holds: no raw bytes */
+        }
+        if (wire == 2) {
+            if (v > len - pos)
+                break;
+            if (tag >> 3 == 1) {
+                out->raw[k] = buf + start;
+                out->rawlen[k] = pos - start + (size_t)v;
+                k++;
+            }
+            pos += (size_t)v;
+        }
     }
     out->n = b->n_events;
     out->decisions = b->decisions;
@@ -396,6 +440,8 @@ vg_batch_free(vg_batch *b)
 {
     free(b->ev);
     free(b->bad);
+    free(b->raw);
+    free(b->rawlen);
     memset(b, 0, sizeof *b);
 }
 

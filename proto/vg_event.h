@@ -87,8 +87,11 @@ void vg_pb_event_free(vg_pb_event *h);
 
 /* The events of one EventBatch (the ingest request). */
 typedef struct vg_batch {
-    vg_event *ev;     /* n events, valid until the next decode into the holder */
-    const char **bad; /* per event: why it cannot be an event (static text), or NULL */
+    vg_event *ev;        /* n events, valid until the next decode into the holder */
+    const char **bad;    /* per event: why it cannot be an event (static text), or NULL */
+    const uint8_t **raw; /* per event: its bytes in the request as the delimited format has
+                            them (a varint length, then the Event), or NULL */
+    size_t *rawlen;
     size_t n, cap;
     bool decisions; /* the producer asks for a decision per event */
 } vg_batch;
