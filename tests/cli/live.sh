@@ -83,6 +83,14 @@ cmp -s "$tmp/got1.jsonl" "$tmp/want.jsonl" && ok || bad "live alerts differ from
 grep -q "stopped: 21470 events, 0 duplicates, 0 rejected" "$tmp/err1" && ok ||
     bad "the engine's last line: $(tail -1 "$tmp/err1")"
 
+# --- several batches in flight: every event taken once --------------------------
+start "$tmp/s7" /dev/null "$tmp/err14" || exit 1
+"$vigil" send --to "$url" --input "$tmp/g.csv" --batch 100 --inflight 8 2>"$tmp/send14"
+grep -q "21470 sent, 21470 acked, 0 duplicates" "$tmp/send14" && ok || bad "--inflight 8: $(cat "$tmp/send14")"
+"$vigil" send --to "$url" --input "$tmp/g.csv" --batch 100 --inflight 8 2>"$tmp/send15"
+grep -q "0 acked, 21470 duplicates" "$tmp/send15" && ok || bad "--inflight 8, again: $(cat "$tmp/send15")"
+stop
+
 # --- restart: the state carries on; a resend is all duplicates ------------------
 start "$tmp/s1" "$tmp/got1b.jsonl" "$tmp/err1" || exit 1
 "$vigil" send --to "$url" --input "$tmp/g.csv" 2>"$tmp/send1b"

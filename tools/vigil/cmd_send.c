@@ -4,6 +4,7 @@
  */
 #include <getopt.h>
 #include <nng/nng.h>
+#include <pthread.h>
 #include <nng/protocol/reqrep0/req.h>
 #include <nng/supplemental/util/platform.h>
 #include <stdio.h>
@@ -32,6 +33,10 @@ send_usage(FILE *f)
                "      --map FILE       CSV only: a map file (see vigil replay --help)\n"
                "  -b, --batch N        events per batch (default 256)\n"
                "      --rate N         at most N events per second (default: as fast as acked)\n"
+               "      --inflight N     batches in flight at once (default 1); more is faster,\n"
+               "                       but the engine may then take batches out of file\n"
+               "                       order, so alerts that depend on order may differ from\n"
+               "                       a replay of the file\n"
                "      --timeout SEC    give up on a batch not acked after SEC seconds of\n"
                "                       retrying (default 60); a batch is resent after 5 s\n"
                "                       without a reply, harmlessly: the engine dedupes ids\n"
@@ -67,7 +72,23 @@ typedef struct sender {
     uint64_t sent, acked, dups, rejected;
     char *reasons[5];
     size_t nreasons;
+    /* --inflight N > 1: encoded batches for N worker threads, each with its
+     * own nng context */
+    int inflight;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct job *head, *tail;
+    size_t queued;
+    bool done, failed;
 } sender;
+
+/* An encoded batch for a worker, with its events' lines. */
+typedef struct job {
+    struct job *next;
+    vg_buf msg;
+    uint64_t *lines;
+    size_t n;
+} job;
 
 static void
 keep_reason(sender *S, uint64_t line, const char *reason)
@@ -80,39 +101,71 @@ keep_reason(sender *S, uint64_t line, const char *reason)
         S->nreasons++;
 }
 
-/* Sends the batch and waits for its ack. Returns VG_OK, or VG_EIO after
- * the timeout (the engine is gone or not acking). */
-static vg_err
-flush_batch(sender *S)
+/* One request/reply on ctx (a blocking exchange over an aio). */
+static int
+exchange(nng_ctx ctx, nng_aio *aio, const vg_buf *msg, nng_msg **reply)
 {
-    if (S->n == 0)
-        return VG_OK;
-    for (size_t i = 0; i < S->n; i++)
-        S->ptrs[i] = &S->ev[i];
-    vg_err err = vg_batch_encode(S->sc, S->ptrs, S->n, false, &S->msg);
-    if (err)
-        return err;
+    nng_msg *m;
+    int rv = nng_msg_alloc(&m, 0);
+    if (rv == 0 && (rv = nng_msg_append(m, msg->data, msg->len)) != 0)
+        nng_msg_free(m);
+    if (rv != 0)
+        return rv;
+    nng_aio_set_msg(aio, m);
+    nng_ctx_send(ctx, aio);
+    nng_aio_wait(aio);
+    if ((rv = nng_aio_result(aio)) != 0) {
+        nng_msg_free(nng_aio_get_msg(aio));
+        return rv;
+    }
+    nng_ctx_recv(ctx, aio);
+    nng_aio_wait(aio);
+    if ((rv = nng_aio_result(aio)) != 0)
+        return rv;
+    *reply = nng_aio_get_msg(aio);
+    return 0;
+}
+
+/* Sends an encoded batch and waits for its ack, resending as needed; the
+ * counts go to S (under its mutex when workers share it). Returns VG_OK, or
+ * VG_EIO after the timeout (the engine is gone or not acking). */
+static vg_err
+deliver(sender *S, nng_ctx *ctx, nng_aio *aio, const vg_buf *msg, const uint64_t *lines, size_t n)
+{
     double t0 = now_s();
     for (;;) {
-        int rv = nng_send(S->sock, S->msg.data, S->msg.len, 0);
         void *buf = NULL;
         size_t len = 0;
-        if (rv == 0)
+        nng_msg *reply = NULL;
+        int rv = ctx != NULL ? exchange(*ctx, aio, msg, &reply)
+                             : nng_send(S->sock, msg->data, msg->len, 0);
+        if (rv == 0 && ctx == NULL)
             rv = nng_recv(S->sock, &buf, &len, NNG_FLAG_ALLOC);
+        if (rv == 0 && reply != NULL) {
+            buf = nng_msg_body(reply);
+            len = nng_msg_len(reply);
+        }
         if (rv == 0) {
             vg_reply rep;
             vg_err e = vg_reply_decode(buf, len, &rep);
-            nng_free(buf, len);
+            if (reply != NULL)
+                nng_msg_free(reply);
+            else
+                nng_free(buf, len);
             if (e == VG_OK && rep.error == NULL) {
-                S->sent += S->n;
+                if (ctx != NULL)
+                    pthread_mutex_lock(&S->mu);
+                S->sent += n;
                 S->acked += rep.accepted;
                 S->dups += rep.duplicates;
                 S->rejected += rep.nrej;
                 for (size_t i = 0; i < rep.nrej; i++)
-                    keep_reason(S, rep.rej[i].index < S->n ? S->lines[rep.rej[i].index] : 0,
+                    keep_reason(S, rep.rej[i].index < n ? lines[rep.rej[i].index] : 0,
                                 rep.rej[i].reason);
+                if (ctx != NULL)
+                    pthread_mutex_unlock(&S->mu);
                 vg_reply_free(&rep);
-                break;
+                return VG_OK;
             }
             if (e == VG_OK) {
                 fprintf(stderr, "vigil send: the engine did not take a batch: %s\n", rep.error);
@@ -125,6 +178,105 @@ flush_batch(sender *S)
         if (now_s() - t0 > S->timeout)
             return VG_EIO;
     }
+}
+
+static void *
+worker_main(void *arg)
+{
+    sender *S = arg;
+    nng_ctx ctx;
+    nng_aio *aio = NULL;
+    bool ok = nng_ctx_open(&ctx, S->sock) == 0 && nng_aio_alloc(&aio, NULL, NULL) == 0;
+    if (ok) {
+        nng_ctx_set_ms(ctx, NNG_OPT_REQ_RESENDTIME, 5000);
+        nng_aio_set_timeout(aio, 5000);
+    }
+    for (;;) {
+        pthread_mutex_lock(&S->mu);
+        while (S->head == NULL && !S->done && ok && !S->failed)
+            pthread_cond_wait(&S->cv, &S->mu);
+        job *j = S->head;
+        if (j != NULL && (S->head = j->next) == NULL)
+            S->tail = NULL;
+        if (j != NULL)
+            S->queued--;
+        if (!ok)
+            S->failed = true;
+        pthread_cond_broadcast(&S->cv);
+        pthread_mutex_unlock(&S->mu);
+        if (j == NULL)
+            break;
+        vg_err err = ok && !S->failed ? deliver(S, &ctx, aio, &j->msg, j->lines, j->n) : VG_EIO;
+        vg_buf_free(&j->msg);
+        free(j->lines);
+        free(j);
+        if (err) {
+            pthread_mutex_lock(&S->mu);
+            S->failed = true;
+            pthread_cond_broadcast(&S->cv);
+            pthread_mutex_unlock(&S->mu);
+        }
+    }
+    if (aio != NULL)
+        nng_aio_free(aio);
+    if (ok)
+        nng_ctx_close(ctx);
+    return NULL;
+}
+
+/* Sends the batch: with one in flight, now, waiting for its ack; with
+ * more, queued for the workers (waiting while INFLIGHT are queued). */
+static vg_err
+flush_batch(sender *S)
+{
+    if (S->n == 0)
+        return VG_OK;
+    for (size_t i = 0; i < S->n; i++)
+        S->ptrs[i] = &S->ev[i];
+    if (S->inflight > 1) {
+        job *j = calloc(1, sizeof *j);
+        if (j == NULL || (j->lines = malloc(S->n * sizeof(uint64_t))) == NULL) {
+            free(j);
+            return VG_ENOMEM;
+        }
+        memcpy(j->lines, S->lines, S->n * sizeof(uint64_t));
+        j->n = S->n;
+        vg_err err = vg_batch_encode(S->sc, S->ptrs, S->n, false, &j->msg);
+        if (err) {
+            free(j->lines);
+            free(j);
+            return err;
+        }
+        pthread_mutex_lock(&S->mu);
+        while (S->queued >= (size_t)S->inflight && !S->failed)
+            pthread_cond_wait(&S->cv, &S->mu);
+        bool failed = S->failed;
+        if (!failed) {
+            if (S->tail)
+                S->tail->next = j;
+            else
+                S->head = j;
+            S->tail = j;
+            S->queued++;
+            pthread_cond_broadcast(&S->cv);
+        }
+        pthread_mutex_unlock(&S->mu);
+        if (failed) {
+            vg_buf_free(&j->msg);
+            free(j->lines);
+            free(j);
+            return VG_EIO;
+        }
+        S->n = 0;
+        S->arena.len = 0;
+        return VG_OK;
+    }
+    vg_err err = vg_batch_encode(S->sc, S->ptrs, S->n, false, &S->msg);
+    if (err)
+        return err;
+    err = deliver(S, NULL, NULL, &S->msg, S->lines, S->n);
+    if (err)
+        return err;
     S->n = 0;
     S->arena.len = 0;
     return VG_OK;
@@ -199,16 +351,23 @@ int
 cmd_send(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"to", required_argument, NULL, 't'},      {"input", required_argument, NULL, 'i'},
-        {"format", required_argument, NULL, 'f'},  {"map", required_argument, NULL, 'm'},
-        {"batch", required_argument, NULL, 'b'},   {"rate", required_argument, NULL, 'R'},
-        {"timeout", required_argument, NULL, 'T'}, {"quiet", no_argument, NULL, 'q'},
-        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
+        {"to", required_argument, NULL, 't'},
+        {"input", required_argument, NULL, 'i'},
+        {"format", required_argument, NULL, 'f'},
+        {"map", required_argument, NULL, 'm'},
+        {"batch", required_argument, NULL, 'b'},
+        {"rate", required_argument, NULL, 'R'},
+        {"timeout", required_argument, NULL, 'T'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"inflight", required_argument, NULL, 'I'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     const char *to = NULL, *input = NULL, *format = NULL, *map = NULL;
     long batch = 256;
     double rate = 0, timeout = 60;
     bool quiet = false;
+    long inflight = 1;
     int c;
     char *end;
     optind = 1;
@@ -232,6 +391,11 @@ cmd_send(int argc, char **argv)
             timeout = strtod(optarg, &end);
             if (*end || timeout <= 0)
                 return cli_usage_error("send", "--timeout wants seconds, like 60");
+            break;
+        case 'I':
+            inflight = strtol(optarg, &end, 10);
+            if (*end || inflight < 1 || inflight > 64)
+                return cli_usage_error("send", "--inflight wants 1 to 64 batches");
             break;
         case 'q': quiet = true; break;
         case 'h': send_usage(stdout); return VG_EXIT_OK;
@@ -269,6 +433,14 @@ cmd_send(int argc, char **argv)
             nng_close(S.sock);
         return VG_EXIT_UNAVAILABLE;
     }
+    S.inflight = (int)inflight;
+    pthread_mutex_init(&S.mu, NULL);
+    pthread_cond_init(&S.cv, NULL);
+    pthread_t workers[64];
+    int nworkers = 0;
+    for (int i = 0; inflight > 1 && i < inflight; i++)
+        if (pthread_create(&workers[nworkers], NULL, worker_main, &S) == 0)
+            nworkers++;
     bool tty = isatty(STDERR_FILENO) && !quiet;
     double t0 = now_s(), last = t0;
     uint64_t read = 0;
@@ -302,12 +474,23 @@ cmd_send(int argc, char **argv)
         }
         if (tty && now_s() - last > 0.5) {
             last = now_s();
+            pthread_mutex_lock(&S.mu);
             fprintf(stderr, "\r  %llu sent, %llu acked   ", (unsigned long long)S.sent,
                     (unsigned long long)S.acked);
+            pthread_mutex_unlock(&S.mu);
         }
     }
     if (err == VG_OK)
         err = flush_batch(&S);
+    /* the workers finish what is queued */
+    pthread_mutex_lock(&S.mu);
+    S.done = true;
+    pthread_cond_broadcast(&S.cv);
+    pthread_mutex_unlock(&S.mu);
+    for (int i = 0; i < nworkers; i++)
+        pthread_join(workers[i], NULL);
+    if (err == VG_OK && S.failed)
+        err = VG_EIO;
     if (err == VG_EIO) {
         fprintf(stderr,
                 "vigil send: the engine at %s did not ack a batch within %.0f s; %llu events "
@@ -344,5 +527,7 @@ cmd_send(int argc, char **argv)
     free(S.ptrs);
     free(S.lines);
     free(S.offs);
+    pthread_mutex_destroy(&S.mu);
+    pthread_cond_destroy(&S.cv);
     return rc;
 }
