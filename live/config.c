@@ -294,8 +294,10 @@ vg_config_load(const char *path, vg_config *c, FILE *err)
     if (r->decisions) {
         c->review_at = r->decisions->review_at ? r->decisions->review_at : c->review_at;
         c->block_at = r->decisions->block_at ? r->decisions->block_at : c->block_at;
-        if (c->review_at > 100 || c->block_at > 100) {
-            fprintf(err, "%s: error: decisions: review_at and block_at are scores, 0 to 100\n",
+        if (c->review_at > 100 || c->block_at > 100 || c->review_at > c->block_at) {
+            fprintf(err,
+                    "%s: error: decisions: review_at and block_at are scores, 0 to 100, review_at "
+                    "at most block_at\n",
                     path);
             bad = true;
         }
@@ -307,9 +309,11 @@ vg_config_load(const char *path, vg_config *c, FILE *err)
     }
     c->sinks = r->sinks;
     c->nsinks = r->sinks_count;
-    if (r->max_message_bytes && !parse_size(r->max_message_bytes, &c->max_message_bytes)) {
-        fprintf(err, "%s: error: max_message_bytes: '%s' is not a size (like 16MiB)\n", path,
-                r->max_message_bytes);
+    if (r->max_message_bytes &&
+        (!parse_size(r->max_message_bytes, &c->max_message_bytes) || c->max_message_bytes < 1024)) {
+        fprintf(err,
+                "%s: error: max_message_bytes: '%s' is not a size of 1KiB or more (like 16MiB)\n",
+                path, r->max_message_bytes);
         bad = true;
     }
     if (r->dedupe_horizon && !parse_duration(r->dedupe_horizon, &c->dedupe_horizon_ms)) {

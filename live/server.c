@@ -237,7 +237,7 @@ metrics_text(void *ctx, vg_buf *b)
     vg_buf_printf(b,
                   "# HELP vigil_ready Whether the engine takes batches.\n"
                   "# TYPE vigil_ready gauge\nvigil_ready %d\n",
-                  m->ready ? 1 : 0);
+                  m->ready && !S->stopping && !S->failed && !S->full ? 1 : 0);
     pthread_mutex_unlock(&S->mu);
 }
 
@@ -554,7 +554,8 @@ process_msg(server *S, req *r)
             if (out == VG_EV_REJECTED) {
                 S->rejected++;
                 err = add_rejection(S, &nrej, (uint32_t)j, &b->ev[j], reason,
-                                    strstr(reason, "id") ? "missing_id" : "bad_time");
+                                    strcmp(reason, "the event has no id") == 0 ? "missing_id"
+                                                                               : "bad_time");
             } else if (out == VG_EV_DUPLICATE) {
                 S->duplicates++;
                 rep.duplicates++;
@@ -709,6 +710,13 @@ engine_main(void *arg)
             /* the events are durable: the state may say so at the next
              * checkpoint, and their alerts go out */
             vg_engine_set_logpos(S->eng, vg_log_next(S->log));
+            /* the alerts go out before any write-back: a write-back records
+             * this group's log position, and a crash after it must not leave
+             * the group's alerts unwritten (recovery starts after it) */
+            if (S->alerts.len > 0 &&
+                (fwrite(S->alerts.data, 1, S->alerts.len, S->o->alerts) != S->alerts.len ||
+                 fflush(S->o->alerts) != 0))
+                say(S, "writing alerts failed: %s", strerror(errno));
             /* write-back only behind the durable log; if it fails the
              * events are still durable, and acked */
             vg_err merr = vg_engine_maintain(S->eng);
@@ -717,10 +725,6 @@ engine_main(void *arg)
             else if (merr)
                 say(S, "writing state back failed: %s (the log keeps everything)",
                     vg_strerror(merr));
-            if (S->alerts.len > 0 &&
-                (fwrite(S->alerts.data, 1, S->alerts.len, S->o->alerts) != S->alerts.len ||
-                 fflush(S->o->alerts) != 0))
-                say(S, "writing alerts failed: %s", strerror(errno));
         }
         publish(S, nreq < NCTX ? nreq : NCTX, sizes, t1 - t0, t2 - t1);
         for (req *r = group, *next; r != NULL; r = next) {
@@ -942,6 +946,10 @@ vg_server_run(vg_ruleset *rs, const vg_server_opts *opts)
     }
     rc = S->failed ? 1 : 0;
 done:
+    pthread_mutex_lock(&S->mu); /* an error path may come here with the thread running */
+    S->stopping = true;
+    pthread_cond_broadcast(&S->cv);
+    pthread_mutex_unlock(&S->mu);
     vg_admin_stop(S->admin);
     if (S->sock.id != 0)
         nng_close(S->sock);

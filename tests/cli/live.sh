@@ -231,6 +231,29 @@ grep -q "$((21470 - acked)) acked, $acked duplicates" "$tmp/send13" && ok ||
 stop
 
 # --- errors ------------------------------------------------------------------
+# the admin address taken: a clear error and exit 1, not a hang
+python3 -m http.server "$port" --bind 127.0.0.1 >/dev/null 2>&1 &
+hpid=$!
+sleep 0.5
+timeout 20 "$vigil" run --rules "$rules" --state "$tmp/s8" --ingest "$url" --http "$http" 2>"$tmp/err15"
+rc=$?
+kill "$hpid" 2>/dev/null
+[ $rc -eq 1 ] && ok || bad "run with its http address taken: exit $rc, expected 1"
+grep -q "can't serve /metrics on $http" "$tmp/err15" && ok || bad "the taken address is named: $(cat "$tmp/err15")"
+# the engine killed under a sender: send gives up within --timeout, exit 69
+"$vigil" run --rules "$rules" --state "$tmp/s9" --ingest "$url" --http none >/dev/null 2>"$tmp/err16" &
+pid=$!
+i=0
+while ! grep -q "ready:" "$tmp/err16" && [ $i -lt 100 ]; do i=$((i + 1)); sleep 0.1; done
+timeout 40 "$vigil" send --to "$url" --input "$tmp/g.csv" --rate 3000 --timeout 3 2>"$tmp/send16" &
+sendpid=$!
+sleep 1
+kill -9 "$pid"
+wait "$pid" 2>/dev/null
+pid=""
+wait "$sendpid"
+rc=$?
+[ $rc -eq 69 ] && ok || bad "send to a killed engine: exit $rc, expected 69: $(tail -1 "$tmp/send16")"
 "$vigil" send --to "ipc://$tmp/nobody.ipc" --input "$tmp/half.csv" 2>"$tmp/err4"
 rc=$?
 [ $rc -eq 69 ] && ok || bad "send to no engine: exit $rc, expected 69"

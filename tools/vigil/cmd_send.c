@@ -425,6 +425,7 @@ cmd_send(int argc, char **argv)
     if ((rv = nng_req0_open(&S.sock)) != 0 ||
         (rv = nng_socket_set_ms(S.sock, NNG_OPT_REQ_RESENDTIME, 5000)) != 0 ||
         (rv = nng_socket_set_ms(S.sock, NNG_OPT_RECVTIMEO, 5000)) != 0 ||
+        (rv = nng_socket_set_ms(S.sock, NNG_OPT_SENDTIMEO, 5000)) != 0 ||
         (rv = nng_dial(S.sock, to, NULL, 0)) != 0) {
         fprintf(stderr, "vigil send: can't reach the engine at %s: %s (is vigil run up?)\n", to,
                 nng_strerror(rv));

@@ -57,7 +57,8 @@ usage(FILE *f)
                "\n"
                "Exit status: 0 success, 1 rule errors (or a replay --expect difference),\n"
                "64 usage error, 65 an input that is not of its format, 66 a file that cannot\n"
-               "be opened or written.\n");
+               "be opened or written, 69 an engine that cannot be reached (send, score),\n"
+               "78 a run config error.\n");
 }
 
 int
