@@ -258,6 +258,9 @@ rc=$?
 rc=$?
 [ $rc -eq 69 ] && ok || bad "send to no engine: exit $rc, expected 69"
 grep -q "is vigil run up" "$tmp/err4" && ok || bad "send to no engine says what to check"
+"$vigil" run --rules "$tmp/no-such-rules" --state "$tmp/s10" --ingest "$url" --http none 2>/dev/null
+rc=$?
+[ $rc -eq 66 ] && ok || bad "run with a missing rules folder: exit $rc, expected 66"
 printf 'rule r { where amout > 1 }\n' >"$tmp/bad.vgl"
 "$vigil" run --rules "$tmp/bad.vgl" --state "$tmp/s4" --ingest "$url" 2>"$tmp/err5"
 rc=$?

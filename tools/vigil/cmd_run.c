@@ -53,7 +53,8 @@ run_usage(FILE *f)
                "when, match, within or suppress changed.\n"
                "\n"
                "Exit status: 0 after SIGTERM, 1 the rules do not compile or the engine cannot\n"
-               "start or go on (stderr says why), 64 usage error, 78 a config error (an\n"
+               "start or go on (stderr says why), 64 usage error, 66 a rule file or folder\n"
+               "that cannot be read, 78 a config error (an\n"
                "unknown key, a value of the wrong type, a setting this version cannot do).\n"
                "\n"
                "Feed it with `vigil send`. More: docs/operations.md.\n");
@@ -175,7 +176,7 @@ cmd_run(int argc, char **argv)
         else
             fprintf(stderr, "vigil run: can't load the rules: %s\n", vg_strerror(err));
         vg_config_free(&cfg);
-        return VG_EXIT_RULES;
+        return err == VG_ENOENT || err == VG_EIO ? VG_EXIT_NOINPUT : VG_EXIT_RULES;
     }
     int rc = VG_EXIT_OK;
     rule_paths paths = {rules, nrules};
