@@ -306,9 +306,14 @@ vg_pb_event_free(vg_pb_event *h)
     free(h);
 }
 
-vg_err
-vg_pb_decode_batch(vg_pb_event **holder, const vg_schema *sc, const uint8_t *buf, size_t len,
-                   vg_batch *out, char *why, size_t whylen)
+/* Unpacks a message of type d into the holder's block (made on first use),
+ * *out NULL when the bytes are not such a message. protobuf-c needs a few
+ * times the input (structs, strings, arrays): the block is sized for that,
+ * within the budget, and once more, bigger, for a message heavier than most
+ * (many small fields); one that needs more fails to decode. */
+static vg_err
+pb_unpack(vg_pb_event **holder, const ProtobufCMessageDescriptor *d, const uint8_t *buf, size_t len,
+          ProtobufCMessage **out)
 {
     vg_pb_event *h = *holder;
     if (h == NULL) {
@@ -322,13 +327,26 @@ vg_pb_decode_batch(vg_pb_event **holder, const vg_schema *sc, const uint8_t *buf
     if (pb_room(h, len * 4 + 4096) != VG_OK)
         return VG_ENOMEM;
     h->used = 0;
-    Vigil__V1__EventBatch *b = vigil__v1__event_batch__unpack(&h->alloc, len, buf);
-    if (b == NULL && len * 16 + 4096 > h->memcap && h->memcap < VG_PB_BUDGET) {
+    *out = protobuf_c_message_unpack(d, &h->alloc, len, buf);
+    if (*out == NULL && len * 16 + 4096 > h->memcap && h->memcap < VG_PB_BUDGET) {
         if (pb_room(h, len * 16 + 4096) != VG_OK)
             return VG_ENOMEM;
         h->used = 0;
-        b = vigil__v1__event_batch__unpack(&h->alloc, len, buf);
+        *out = protobuf_c_message_unpack(d, &h->alloc, len, buf);
     }
+    return VG_OK;
+}
+
+vg_err
+vg_pb_decode_batch(vg_pb_event **holder, const vg_schema *sc, const uint8_t *buf, size_t len,
+                   vg_batch *out, char *why, size_t whylen)
+{
+    ProtobufCMessage *whole;
+    vg_err err = pb_unpack(holder, &vigil__v1__event_batch__descriptor, buf, len, &whole);
+    if (err)
+        return err;
+    vg_pb_event *h = *holder;
+    Vigil__V1__EventBatch *b = (Vigil__V1__EventBatch *)whole;
     if (b == NULL) {
         snprintf(why, whylen,
                  "not a valid vigil.v1.EventBatch message (%zu bytes), or more than %zu MiB to "
@@ -449,29 +467,12 @@ vg_err
 vg_pb_decode(vg_pb_event **holder, const vg_schema *sc, const uint8_t *buf, size_t len,
              vg_event *ev, char *why, size_t whylen)
 {
+    ProtobufCMessage *whole;
+    vg_err err = pb_unpack(holder, &vigil__v1__event__descriptor, buf, len, &whole);
+    if (err)
+        return err;
     vg_pb_event *h = *holder;
-    if (h == NULL) {
-        h = *holder = calloc(1, sizeof *h);
-        if (h == NULL)
-            return VG_ENOMEM;
-    }
-    h->alloc.alloc = bump_alloc;
-    h->alloc.free = bump_free;
-    h->alloc.allocator_data = h;
-    /* protobuf-c needs a few times the input (structs, strings, arrays):
-     * size the block for that, within the budget; a message that needs more
-     * fails to decode */
-    if (pb_room(h, len * 4 + 4096) != VG_OK)
-        return VG_ENOMEM;
-    h->used = 0;
-    h->msg = vigil__v1__event__unpack(&h->alloc, len, buf);
-    if (h->msg == NULL && len * 16 + 4096 > h->memcap && h->memcap < VG_PB_BUDGET) {
-        /* a message heavier than most (many small fields): once more, bigger */
-        if (pb_room(h, len * 16 + 4096) != VG_OK)
-            return VG_ENOMEM;
-        h->used = 0;
-        h->msg = vigil__v1__event__unpack(&h->alloc, len, buf);
-    }
+    h->msg = (Vigil__V1__Event *)whole;
     if (h->msg == NULL) {
         snprintf(why, whylen, "not a valid vigil.v1.Event message (%zu bytes)", len);
         return VG_EINVAL;

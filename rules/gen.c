@@ -376,18 +376,27 @@ column(gen *G, node *arg, bool hashed)
     return (int16_t)(G->col_text.len / sizeof(char *) - 1);
 }
 
+/* The rule already has the aggregate written `text`: emits a load of it. */
+static bool
+emit_known_agg(gen *G, const char *text)
+{
+    const vg_aggspec *have = (const vg_aggspec *)G->aggs.data;
+    for (uint32_t i = 0; i < G->aggs.len / sizeof(vg_aggspec); i++) {
+        if (strcmp(have[i].text, text) == 0) {
+            emit(G, OP_AGG, 0, 0, i);
+            return true;
+        }
+    }
+    return false;
+}
+
 static void
 gen_agg(gen *G, node *n)
 {
     vg_aggspec a = {0};
     a.text = node_text(G, n);
-    const vg_aggspec *have = (const vg_aggspec *)G->aggs.data;
-    for (uint32_t i = 0; i < G->aggs.len / sizeof(vg_aggspec); i++) {
-        if (strcmp(have[i].text, a.text) == 0) {
-            emit(G, OP_AGG, 0, 0, i);
-            return;
-        }
-    }
+    if (emit_known_agg(G, a.text))
+        return;
     a.win = n->win == WIN_RANGE    ? VG_WIN_RANGE
             : n->win == WIN_BEFORE ? VG_WIN_BEFORE
                                    : VG_WIN_HISTORY;
@@ -430,13 +439,8 @@ gen_binding_agg(gen *G, node *n)
 {
     vg_aggspec a = {0};
     a.text = node_text(G, n);
-    const vg_aggspec *have = (const vg_aggspec *)G->aggs.data;
-    for (uint32_t i = 0; i < G->aggs.len / sizeof(vg_aggspec); i++) {
-        if (strcmp(have[i].text, a.text) == 0) {
-            emit(G, OP_AGG, 0, 0, i);
-            return;
-        }
-    }
+    if (emit_known_agg(G, a.text))
+        return;
     node *arg = n->args[0];
     a.win = VG_WIN_STEP;
     a.step = arg->step;
