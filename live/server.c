@@ -62,7 +62,7 @@ histo_add(histo *h, double v)
 /* What /metrics shows: updated by the engine thread at the end of each
  * group, read by the HTTP threads, both under the server's mutex. */
 typedef struct metrics {
-    uint64_t accepted, duplicates, batches, bad_messages, log_failures;
+    uint64_t accepted, duplicates, batches, bad_messages, oversized, log_failures;
     uint64_t rejected[3];          /* malformed, missing_id, bad_time */
     uint64_t *alerts, *suppressed; /* by rule */
     histo batch_events, group_seconds, commit_seconds;
@@ -123,7 +123,7 @@ struct server {
     metrics m;             /* under mu */
     uint64_t rej_codes[3]; /* the engine thread's, moved into m per group */
     vg_admin *admin;
-    uint64_t bad_msgs;
+    uint64_t bad_msgs, oversized;
     vg_ruleset *next_rs; /* under mu: a new rule set for the engine thread to switch to */
     bool full;           /* under mu: the LMDB map is at its maximum */
     uint64_t reloads, reload_failures; /* under mu */
@@ -144,6 +144,7 @@ publish(server *S, size_t nreq, const size_t *sizes, double group_s, double comm
     m->duplicates = S->duplicates;
     memcpy(m->rejected, S->rej_codes, sizeof m->rejected);
     m->bad_messages = S->bad_msgs;
+    m->oversized = S->oversized;
     m->batches += nreq;
     for (size_t i = 0; i < nreq; i++)
         histo_add(&m->batch_events, (double)sizes[i]);
@@ -203,6 +204,12 @@ metrics_text(void *ctx, vg_buf *b)
                   "# HELP vigil_bad_messages_total Requests that were not an EventBatch.\n"
                   "# TYPE vigil_bad_messages_total counter\nvigil_bad_messages_total %" PRIu64 "\n",
                   m->bad_messages);
+    vg_buf_printf(b,
+                  "# HELP vigil_oversized_messages_total Requests over max_message_bytes (also "
+                  "counted as bad messages; over twice the limit they are dropped unread).\n"
+                  "# TYPE vigil_oversized_messages_total counter\nvigil_oversized_messages_total "
+                  "%" PRIu64 "\n",
+                  m->oversized);
     vg_buf_printf(b, "# HELP vigil_alerts_total Alerts by rule (suppressed ones counted apart).\n"
                      "# TYPE vigil_alerts_total counter\n");
     size_t nr = vg_ruleset_nrules(S->rs);
@@ -249,6 +256,15 @@ is_ready(void *ctx)
     bool r = S->m.ready && !S->stopping && !S->failed && !S->full;
     pthread_mutex_unlock(&S->mu);
     return r;
+}
+
+/* The wall clock, Unix epoch milliseconds. */
+static double
+now_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
 static double
@@ -491,6 +507,33 @@ finish_decisions(server *S)
 
 static vg_err process_msg(server *S, req *r);
 
+/* An event stamped far ahead of this machine's clock would move the event
+ * clock there: windows would empty, deadlines fire, and ids within the
+ * dedupe horizon of the real time would look new. Such an event is taken
+ * for a unit or clock error and refused. */
+#define MAX_AHEAD_MS ((int64_t)24 * 3600 * 1000)
+static const char future_time[] =
+    "the event's time is more than a day ahead of the engine's clock: time_ms must be Unix epoch "
+    "milliseconds (not micro- or nanoseconds), and the producer's clock must be right";
+
+/* Marks b's events stamped more than MAX_AHEAD_MS ahead of the wall clock. */
+static void
+mark_future(server *S, vg_batch *b)
+{
+    const vg_schema *sc = vg_ruleset_schema(S->rs);
+    double limit = now_wall_ms() + (double)MAX_AHEAD_MS;
+    const vg_field *tf[2] = {vg_schema_field(sc, VG_STREAM_TXN, "time", 4),
+                             vg_schema_field(sc, VG_STREAM_EVENT, "time", 4)};
+    for (size_t j = 0; j < b->n; j++) {
+        if (b->bad[j] != NULL)
+            continue;
+        const vg_field *f = tf[b->ev[j].stream == VG_STREAM_TXN ? 0 : 1];
+        const vg_value *t = f ? &b->ev[j].v[f->slot] : NULL;
+        if (t != NULL && t->kind == VG_V_TIME && t->u.num > limit)
+            b->bad[j] = future_time;
+    }
+}
+
 /* Processes one request's events; its reply is encoded into r->reply. The
  * request's bytes live until then: the event log copies events from them. */
 static vg_err
@@ -507,6 +550,15 @@ process_msg(server *S, req *r)
 {
     char why[200];
     size_t len = nng_msg_len(r->msg);
+    if (len > S->o->max_message_bytes) { /* nng let it in: up to twice the limit */
+        S->bad_msgs++;
+        S->oversized++;
+        snprintf(why, sizeof why,
+                 "the request is %zu bytes, over max_message_bytes (%zu): send smaller batches",
+                 len, S->o->max_message_bytes);
+        vg_reply rep = {.error = why, .permanent = true};
+        return vg_reply_encode(&rep, &r->reply);
+    }
     vg_err err = vg_pb_decode_batch(&S->holder, vg_ruleset_schema(S->rs), nng_msg_body(r->msg), len,
                                     &S->batch, why, sizeof why);
     if (err == VG_EINVAL) {
@@ -528,6 +580,7 @@ process_msg(server *S, req *r)
         S->ptrs = p;
         S->capptrs = b->n;
     }
+    mark_future(S, b);
     vg_reply rep = {0};
     size_t nrej = 0;
     for (size_t i = 0; i < b->n && err == VG_OK; i += VG_ENGINE_BATCH) {
@@ -540,7 +593,8 @@ process_msg(server *S, req *r)
         for (size_t j = i; j < b->n && j < i + VG_ENGINE_BATCH && err == VG_OK; j++) {
             if (b->bad[j] != NULL) {
                 S->rejected++;
-                err = add_rejection(S, &nrej, (uint32_t)j, NULL, b->bad[j], "malformed");
+                err = add_rejection(S, &nrej, (uint32_t)j, &b->ev[j], b->bad[j],
+                                    b->bad[j] == future_time ? "bad_time" : "malformed");
                 continue;
             }
             vg_outcome out;
@@ -873,7 +927,9 @@ vg_server_run(vg_ruleset *rs, const vg_server_opts *opts)
         goto done;
     }
     if ((rv = nng_rep0_open(&S->sock)) != 0 ||
-        (rv = nng_socket_set_size(S->sock, NNG_OPT_RECVMAXSZ, o.max_message_bytes)) != 0 ||
+        /* nng drops a bigger message and the connection with it, unanswered;
+         * up to twice the limit it is read, answered with an error, counted */
+        (rv = nng_socket_set_size(S->sock, NNG_OPT_RECVMAXSZ, 2 * o.max_message_bytes)) != 0 ||
         (rv = nng_listen(S->sock, o.ingest_url, NULL, 0)) != 0) {
         say(S, "can't listen on %s: %s", o.ingest_url, nng_strerror(rv));
         goto done;

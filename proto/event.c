@@ -178,7 +178,14 @@ pb_value(const ProtobufCMessage *m, const vg_field *f)
     }
     v.u.num = num;
     switch (f->type) {
-    case VG_FT_TIME: v.kind = VG_V_TIME; break;
+    case VG_FT_TIME:
+        /* proto3 cannot tell an int64 left out from 0: a time of 0 is taken
+         * as no time, so an event whose producer forgot time_ms is rejected
+         * rather than placed in 1970 */
+        if (num == 0 && !(f->flags & VG_FIELD_OPTIONAL))
+            return (vg_value){0};
+        v.kind = VG_V_TIME;
+        break;
     case VG_FT_BOOL: v.kind = VG_V_BOOL; break;
     case VG_FT_ENUM: v.kind = VG_V_ENUM; break;
     default: v.kind = VG_V_NUM; break;
@@ -337,6 +344,201 @@ pb_unpack(vg_pb_event **holder, const ProtobufCMessageDescriptor *d, const uint8
     return VG_OK;
 }
 
+/* Makes out hold n events. */
+static vg_err
+batch_room(vg_batch *out, size_t n)
+{
+    if (n <= out->cap)
+        return VG_OK;
+    vg_event *ev = realloc(out->ev, n * sizeof(vg_event));
+    if (ev != NULL)
+        out->ev = ev;
+    const char **bad = realloc(out->bad, n * sizeof(char *));
+    if (bad != NULL)
+        out->bad = bad;
+    const uint8_t **raw = realloc(out->raw, n * sizeof(uint8_t *));
+    if (raw != NULL)
+        out->raw = raw;
+    size_t *rawlen = realloc(out->rawlen, n * sizeof(size_t));
+    if (rawlen != NULL)
+        out->rawlen = rawlen;
+    if (ev == NULL || bad == NULL || raw == NULL || rawlen == NULL)
+        return VG_ENOMEM;
+    out->cap = n;
+    return VG_OK;
+}
+
+/* Reads a varint at buf[*pos..len); false when it runs past the end. */
+static bool
+varint(const uint8_t *buf, size_t len, size_t *pos, uint64_t *v)
+{
+    *v = 0;
+    for (unsigned sh = 0; *pos < len && sh < 64; sh += 7) {
+        uint8_t b = buf[(*pos)++];
+        *v |= (uint64_t)(b & 0x7F) << sh;
+        if (!(b & 0x80))
+            return true;
+    }
+    return false;
+}
+
+/* The top-level fields of an EventBatch, without decoding the events: each
+ * event field's bytes (from its length prefix: what the event log keeps) go
+ * to out->raw, the decisions flag to out->decisions. Returns the number of
+ * events framed; *damaged is set when the bytes stop making sense before
+ * their end (the events framed so far are whole). */
+static size_t
+frame_batch(const uint8_t *buf, size_t len, vg_batch *out, size_t cap, bool *damaged)
+{
+    size_t pos = 0, k = 0;
+    *damaged = false;
+    out->decisions = false;
+    while (pos < len) {
+        uint64_t tag, v;
+        if (!varint(buf, len, &pos, &tag) || tag >> 3 == 0) {
+            *damaged = true;
+            break;
+        }
+        size_t start = pos;
+        unsigned wire = (unsigned)(tag & 7);
+        bool ok = true;
+        if (wire == 0) {
+            ok = varint(buf, len, &pos, &v);
+            if (ok && tag >> 3 == 2)
+                out->decisions = v != 0;
+        } else if (wire == 1 || wire == 5) {
+            size_t w = wire == 1 ? 8 : 4;
+            ok = len - pos >= w;
+            pos += ok ? w : 0;
+        } else if (wire == 2) {
+            ok = varint(buf, len, &pos, &v) && v <= len - pos;
+            if (ok && tag >> 3 == 1 && k < cap) {
+                out->raw[k] = buf + start;
+                out->rawlen[k] = pos - start + (size_t)v;
+                k++;
+            }
+            pos += ok ? (size_t)v : 0;
+        } else {
+            ok = false; /* groups and unknown wire types have no place here */
+        }
+        if (!ok) {
+            *damaged = true;
+            break;
+        }
+    }
+    return k;
+}
+
+/* Counts the attrs of events e[0..n) and makes the holder's array hold them. */
+static vg_err
+attrs_room(vg_pb_event *h, Vigil__V1__Event *const *e, size_t n)
+{
+    size_t nattrs = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (e[i] == NULL)
+            continue;
+        nattrs += e[i]->kind_case == VIGIL__V1__EVENT__KIND_TXN       ? e[i]->txn->n_attrs
+                  : e[i]->kind_case == VIGIL__V1__EVENT__KIND_ACCOUNT ? e[i]->account->n_attrs
+                                                                      : 0;
+    }
+    if (nattrs > h->cap) {
+        vg_attr *a = realloc(h->attrs, nattrs * sizeof(vg_attr));
+        if (a == NULL)
+            return VG_ENOMEM;
+        h->attrs = a;
+        h->cap = nattrs;
+    }
+    return VG_OK;
+}
+
+/* Turns the unpacked events e[0..n) into out->ev; a NULL one (it did not
+ * decode) is marked bad. */
+static void
+convert_events(vg_pb_event *h, const vg_schema *sc, Vigil__V1__Event *const *e, size_t n,
+               vg_batch *out)
+{
+    size_t at = 0;
+    for (size_t i = 0; i < n; i++) {
+        out->bad[i] = NULL;
+        vg_event_clear(&out->ev[i], VG_STREAM_TXN);
+        if (e[i] == NULL) {
+            out->bad[i] = "not a valid vigil.v1.Event: its bytes do not decode (a wrong field "
+                          "type, a length past its end, or invalid data)";
+            continue;
+        }
+        const ProtobufCMessage *m = NULL;
+        vg_stream_id s = VG_STREAM_TXN;
+        size_t na = 0;
+        if (e[i]->kind_case == VIGIL__V1__EVENT__KIND_TXN) {
+            m = &e[i]->txn->base;
+            na = e[i]->txn->n_attrs;
+        } else if (e[i]->kind_case == VIGIL__V1__EVENT__KIND_ACCOUNT) {
+            m = &e[i]->account->base;
+            s = VG_STREAM_EVENT;
+            na = e[i]->account->n_attrs;
+        }
+        if (m == NULL) {
+            out->bad[i] = "the Event has neither txn nor account set";
+            continue;
+        }
+        if (vg_event_from_pb(sc, s, m, h->attrs + at, na, &out->ev[i]) != VG_OK)
+            out->bad[i] = "the event cannot be read";
+        at += na;
+    }
+}
+
+/* The batch does not decode as a whole: each event on its own, so that a bad
+ * one costs only itself. A batch damaged part way gets one more entry, bad,
+ * for its unreadable rest. */
+static vg_err
+decode_each(vg_pb_event *h, const vg_schema *sc, const uint8_t *buf, size_t len, vg_batch *out,
+            char *why, size_t whylen)
+{
+    bool damaged;
+    size_t n = frame_batch(buf, len, out, out->cap, &damaged);
+    if (n + 1 >= out->cap) { /* perhaps more than there was room for */
+        vg_err err = batch_room(out, len / 2 + 2);
+        if (err)
+            return err;
+        n = frame_batch(buf, len, out, out->cap - 1, &damaged);
+    }
+    if (n == 0) {
+        snprintf(why, whylen,
+                 "not a valid vigil.v1.EventBatch message (%zu bytes): no event could be read "
+                 "from it",
+                 len);
+        return VG_EINVAL;
+    }
+    Vigil__V1__Event **e = malloc(n * sizeof *e);
+    if (e == NULL)
+        return VG_ENOMEM;
+    h->used = 0;
+    vg_err err = pb_room(h, len * 16 + 4096);
+    for (size_t i = 0; i < n && err == VG_OK; i++) {
+        /* the event's bytes after their length prefix */
+        size_t k = 0;
+        uint64_t v;
+        varint(out->raw[i], out->rawlen[i], &k, &v);
+        e[i] = (Vigil__V1__Event *)protobuf_c_message_unpack(
+            &vigil__v1__event__descriptor, &h->alloc, out->rawlen[i] - k, out->raw[i] + k);
+    }
+    if (err == VG_OK)
+        err = attrs_room(h, e, n);
+    if (err == VG_OK) {
+        convert_events(h, sc, e, n, out);
+        out->n = n;
+        if (damaged) {
+            vg_event_clear(&out->ev[n], VG_STREAM_TXN);
+            out->bad[n] = "the batch is cut short or damaged here: the rest of its bytes do not "
+                          "frame as events (resend them in a new batch)";
+            out->raw[n] = NULL;
+            out->n = n + 1;
+        }
+    }
+    free(e);
+    return err;
+}
+
 vg_err
 vg_pb_decode_batch(vg_pb_event **holder, const vg_schema *sc, const uint8_t *buf, size_t len,
                    vg_batch *out, char *why, size_t whylen)
@@ -347,109 +549,20 @@ vg_pb_decode_batch(vg_pb_event **holder, const vg_schema *sc, const uint8_t *buf
         return err;
     vg_pb_event *h = *holder;
     Vigil__V1__EventBatch *b = (Vigil__V1__EventBatch *)whole;
-    if (b == NULL) {
-        snprintf(why, whylen,
-                 "not a valid vigil.v1.EventBatch message (%zu bytes), or more than %zu MiB to "
-                 "decode",
-                 len, VG_PB_BUDGET >> 20);
-        return VG_EINVAL;
-    }
-    /* every event's attrs in one array, and the events themselves */
-    size_t nattrs = 0;
-    for (size_t i = 0; i < b->n_events; i++) {
-        const Vigil__V1__Event *e = b->events[i];
-        nattrs += e->kind_case == VIGIL__V1__EVENT__KIND_TXN       ? e->txn->n_attrs
-                  : e->kind_case == VIGIL__V1__EVENT__KIND_ACCOUNT ? e->account->n_attrs
-                                                                   : 0;
-    }
-    if (nattrs > h->cap) {
-        vg_attr *a = realloc(h->attrs, nattrs * sizeof(vg_attr));
-        if (a == NULL)
-            return VG_ENOMEM;
-        h->attrs = a;
-        h->cap = nattrs;
-    }
-    if (b->n_events > out->cap) {
-        vg_event *ev = realloc(out->ev, b->n_events * sizeof(vg_event));
-        const char **bad = realloc(out->bad, b->n_events * sizeof(char *));
-        const uint8_t **raw = realloc(out->raw, b->n_events * sizeof(uint8_t *));
-        size_t *rawlen = realloc(out->rawlen, b->n_events * sizeof(size_t));
-        if (ev != NULL)
-            out->ev = ev;
-        if (bad != NULL)
-            out->bad = bad;
-        if (raw != NULL)
-            out->raw = raw;
-        if (rawlen != NULL)
-            out->rawlen = rawlen;
-        if (ev == NULL || bad == NULL || raw == NULL || rawlen == NULL)
-            return VG_ENOMEM;
-        out->cap = b->n_events;
-    }
-    /* each event's own bytes: field 1 entries, in order (what the event log
-     * keeps, without encoding the event again) */
+    if (b == NULL)
+        return decode_each(h, sc, buf, len, out, why, whylen);
+    /* room for one more: a damaged batch's rest (decode_each) */
+    if ((err = batch_room(out, b->n_events + 1)) != VG_OK ||
+        (err = attrs_room(h, b->events, b->n_events)) != VG_OK)
+        return err;
+    /* each event's own bytes, without encoding the event again */
+    bool damaged;
     for (size_t i = 0; i < b->n_events; i++)
         out->raw[i] = NULL;
-    size_t pos = 0, k = 0;
-    while (pos < len && k < b->n_events) {
-        uint64_t tag = 0, v = 0;
-        unsigned sh = 0;
-        while (pos < len && sh < 64) { /* the tag */
-            tag |= (uint64_t)(buf[pos] & 0x7F) << sh;
-            sh += 7;
-            if (!(buf[pos++] & 0x80))
-                break;
-        }
-        unsigned wire = (unsigned)(tag & 7);
-        size_t start = pos;
-        sh = 0;
-        if (wire == 2 || wire == 0) {
-            while (pos < len && sh < 64) {
-                v |= (uint64_t)(buf[pos] & 0x7F) << sh;
-                sh += 7;
-                if (!(buf[pos++] & 0x80))
-                    break;
-            }
-        } else {
-            break; /* not what an EventBatch holds: no raw bytes */
-        }
-        if (wire == 2) {
-            if (v > len - pos)
-                break;
-            if (tag >> 3 == 1) {
-                out->raw[k] = buf + start;
-                out->rawlen[k] = pos - start + (size_t)v;
-                k++;
-            }
-            pos += (size_t)v;
-        }
-    }
+    frame_batch(buf, len, out, b->n_events, &damaged);
     out->n = b->n_events;
     out->decisions = b->decisions;
-    size_t at = 0;
-    for (size_t i = 0; i < b->n_events; i++) {
-        const Vigil__V1__Event *e = b->events[i];
-        out->bad[i] = NULL;
-        vg_event_clear(&out->ev[i], VG_STREAM_TXN);
-        const ProtobufCMessage *m = NULL;
-        vg_stream_id s = VG_STREAM_TXN;
-        size_t na = 0;
-        if (e->kind_case == VIGIL__V1__EVENT__KIND_TXN) {
-            m = &e->txn->base;
-            na = e->txn->n_attrs;
-        } else if (e->kind_case == VIGIL__V1__EVENT__KIND_ACCOUNT) {
-            m = &e->account->base;
-            s = VG_STREAM_EVENT;
-            na = e->account->n_attrs;
-        }
-        if (m == NULL) {
-            out->bad[i] = "the Event has neither txn nor account set";
-            continue;
-        }
-        if (vg_event_from_pb(sc, s, m, h->attrs + at, na, &out->ev[i]) != VG_OK)
-            out->bad[i] = "the event cannot be read";
-        at += na;
-    }
+    convert_events(h, sc, b->events, b->n_events, out);
     return VG_OK;
 }
 

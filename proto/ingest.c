@@ -33,6 +33,7 @@ vg_reply_encode(const vg_reply *r, vg_buf *out)
     m.accepted = r->accepted;
     m.duplicates = r->duplicates;
     m.error = (char *)(r->error ? r->error : "");
+    m.permanent = r->permanent;
     Vigil__V1__Rejection *rj = r->nrej ? calloc(r->nrej, sizeof *rj) : NULL;
     Vigil__V1__Rejection **rp = r->nrej ? calloc(r->nrej, sizeof *rp) : NULL;
     char **ids = r->nrej ? calloc(r->nrej, sizeof *ids) : NULL;
@@ -145,6 +146,7 @@ vg_reply_decode(const uint8_t *buf, size_t len, vg_reply *out)
         if (!out->rej[i].event_id || !out->rej[i].reason || !out->rej[i].code)
             err = VG_ENOMEM;
     }
+    out->permanent = m->permanent;
     if (err == VG_OK && m->error && *m->error && (out->error = strdup(m->error)) == NULL)
         err = VG_ENOMEM;
     out->ndec = m->n_decisions;

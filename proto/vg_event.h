@@ -146,6 +146,7 @@ typedef struct vg_reply {
     vg_decision *dec; /* when the batch asked: one per event, in batch order */
     size_t ndec;
     const char *error; /* non-NULL: nothing in the batch was taken; retry later */
+    bool permanent;    /* with error: retrying the same request cannot help */
 } vg_reply;
 
 vg_err vg_reply_encode(const vg_reply *r, vg_buf *out); /* out is replaced */

@@ -27,8 +27,18 @@ start() {
     pid=$!
     i=0
     while ! grep -q "ready:" "$tmp/err"; do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            wait "$pid"
+            fail "the engine exited with status $? while starting: $(cat "$tmp/err")"
+        fi
         i=$((i + 1))
-        [ $i -gt 200 ] && fail "the engine did not start: $(cat "$tmp/err")"
+        if [ $i -gt 600 ]; then
+            # 30 s: say where it is stuck before giving up
+            echo "the engine (pid $pid) is not ready after 30 s; its state: $(grep State /proc/$pid/status)"
+            ls -l "$tmp/state" "$tmp/state/log"
+            command -v gdb >/dev/null && gdb -batch -p "$pid" -ex "thread apply all bt" 2>&1 | grep "^#" | head -40
+            fail "the engine did not start: $(cat "$tmp/err")"
+        fi
         sleep 0.05
     done
 }

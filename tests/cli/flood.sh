@@ -28,21 +28,24 @@ while ! grep -q "ready:" "$tmp/err"; do
     sleep 0.1
 done
 "$flood" "$url" "$n" 7 >"$tmp/out" 2>"$tmp/flood.err" || fail "flood: $(cat "$tmp/flood.err")"
-read -r _ valid _ bad <"$tmp/out"
+read -r _ valid _ bad _ rejected <"$tmp/out"
 kill -0 "$pid" 2>/dev/null || fail "the engine died"
-python3 - "$port" "$valid" "$bad" "$pid" <<'PY' || exit 1
+python3 - "$port" "$valid" "$bad" "$pid" "$rejected" <<'PY' || exit 1
 import sys, urllib.request
-port, valid, bad, pid = sys.argv[1:5]
+port, valid, bad, pid, rejected = sys.argv[1:6]
 m = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
 vals = dict(l.rsplit(" ", 1) for l in m.splitlines() if l and not l.startswith("#"))
 acc = int(vals['vigil_events_total{outcome="accepted"}'])
 badm = int(vals["vigil_bad_messages_total"])
+rej = int(vals['vigil_events_total{outcome="rejected",code="malformed"}'])
 rss = int([l for l in open(f"/proc/{pid}/status") if l.startswith("VmRSS:")][0].split()[1])
-if acc != int(valid) or badm != int(bad):
-    sys.exit(f"FAIL: metrics say accepted {acc}, bad messages {badm}; sent {valid} valid, {bad} bad")
+if acc != int(valid) or badm != int(bad) or rej != int(rejected):
+    sys.exit(f"FAIL: metrics say accepted {acc}, bad messages {badm}, malformed events {rej}; "
+             f"sent {valid} valid events, {bad} bad messages, {rejected} bad events in batches")
 if rss > 200 * 1024:
     sys.exit(f"FAIL: RSS {rss} KB after the flood")
-print(f"flood: {valid} valid events taken, {bad} bad messages counted, RSS {rss // 1024} MB")
+print(f"flood: {valid} valid events taken, {bad} bad messages and {rejected} bad events in "
+      f"otherwise good batches counted, RSS {rss // 1024} MB")
 PY
 kill -TERM "$pid"
 wait "$pid" || fail "the engine's stop: $(tail -2 "$tmp/err")"

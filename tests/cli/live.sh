@@ -91,6 +91,35 @@ grep -q "21470 sent, 21470 acked, 0 duplicates" "$tmp/send14" && ok || bad "--in
 grep -q "0 acked, 21470 duplicates" "$tmp/send15" && ok || bad "--inflight 8, again: $(cat "$tmp/send15")"
 stop
 
+# --- events with no time, or stamped far ahead, are rejected one by one ---------
+printf 'id,time,account_id,amount,currency\nnt-1,0,acct-t,1,EUR\nfut-1,2099-01-01T00:00:00Z,acct-t,1,EUR\nok-1,2024-05-01T10:00:00Z,acct-t,1,EUR\n' >"$tmp/times.csv"
+start "$tmp/s9t" /dev/null "$tmp/err9t" || exit 1
+"$vigil" send --to "$url" --input "$tmp/times.csv" 2>"$tmp/send9t"
+grep -q "1 acked, 0 duplicates, 2 rejected" "$tmp/send9t" && ok || bad "bad times: $(cat "$tmp/send9t")"
+grep -q "times.csv:2: the event has no time" "$tmp/send9t" && ok || bad "time 0: $(cat "$tmp/send9t")"
+grep -q "times.csv:3: the event's time is more than a day ahead" "$tmp/send9t" && ok ||
+    bad "a time in 2099: $(cat "$tmp/send9t")"
+fetch /metrics | grep -q 'vigil_events_total{outcome="rejected",code="bad_time"} 2' && ok ||
+    bad "bad_time metric: $(fetch /metrics | grep rejected)"
+stop
+
+# --- an oversized request is answered, counted, and not retried -----------------
+"$vigil" run --rules "$rules" --state "$tmp/s9o" --ingest "$url" --http "$http" --max-message 65536 \
+    >/dev/null 2>"$tmp/err9o" &
+pid=$!
+i=0
+while ! grep -q "ready:" "$tmp/err9o" && [ $i -lt 100 ]; do i=$((i + 1)); sleep 0.1; done
+"$vigil" send --to "$url" --input "$tmp/g.csv" --batch 600 --timeout 20 2>"$tmp/send9o"
+rc=$?
+[ $rc -eq 1 ] && ok || bad "send of too big batches exited $rc"
+grep -q "over max_message_bytes (65536): send smaller batches" "$tmp/send9o" && ok ||
+    bad "oversized: $(cat "$tmp/send9o")"
+fetch /metrics | grep -q "vigil_oversized_messages_total 1" && ok ||
+    bad "oversized metric: $(fetch /metrics | grep oversized)"
+"$vigil" send --to "$url" --input "$tmp/times.csv" 2>"$tmp/send9o2"
+grep -q "1 acked" "$tmp/send9o2" && ok || bad "after an oversized request: $(cat "$tmp/send9o2")"
+stop
+
 # --- restart: the state carries on; a resend is all duplicates ------------------
 start "$tmp/s1" "$tmp/got1b.jsonl" "$tmp/err1" || exit 1
 "$vigil" send --to "$url" --input "$tmp/g.csv" 2>"$tmp/send1b"

@@ -1,11 +1,14 @@
 /*
  * flood.c - malformed messages at a running engine (issue 5, 7): N requests
  * over nng, of which 1 in 100 is a valid one-event batch and the rest are
- * garbage (bytes that cannot be a protobuf message) or valid batches cut
- * short. Every reply is checked: a valid batch is acked with its event
- * accepted, a bad one is answered with an error and nothing taken.
+ * garbage (bytes that cannot be a protobuf message), valid batches cut
+ * short, batches of three whose middle event is damaged, or batches of two
+ * good events and a damaged rest. Every reply is checked: a valid batch is
+ * acked with its event accepted, a bad message is answered with an error and
+ * nothing taken, and in a mixed batch the good events are accepted and each
+ * bad part is rejected by its index.
  *
- *   flood URL N [SEED]     prints "valid V bad B", exits 1 on any surprise
+ *   flood URL N [SEED]   prints "accepted A bad B rejected R", exits 1 on any surprise
  */
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
@@ -50,10 +53,11 @@ main(int argc, char **argv)
         return 1;
     }
     vg_buf msg = {0};
-    long valid = 0, bad = 0, surprises = 0;
+    long valid = 0, bad = 0, rejected = 0, surprises = 0;
     for (long i = 0; i < n; i++) {
         uint64_t r = next(&seed);
-        int kind = i % 100 == 0 ? 0 : (int)(r % 2) + 1; /* 0 valid, 1 garbage, 2 cut */
+        /* 0 valid, 1 garbage, 2 cut, 3 a bad event between good ones, 4 a damaged rest */
+        int kind = i % 100 == 0 ? 0 : i % 100 == 50 ? 3 + (int)(r % 2) : (int)(r % 2) + 1;
         /* a one-event batch: a transaction with a unique id */
         char id[32];
         snprintf(id, sizeof id, "flood-%ld", i);
@@ -65,8 +69,28 @@ main(int argc, char **argv)
         set(&ev, sc, "amount", (vg_value){.u.num = 12.5, .kind = VG_V_NUM});
         set(&ev, sc, "currency", (vg_value){.u.s = "EUR", .len = 3, .kind = VG_V_STR});
         const vg_event *one = &ev;
-        if (vg_batch_encode(sc, &one, 1, false, &msg) != VG_OK)
+        if (kind >= 3) { /* the same event with ids ...-a, -b, -c */
+            char ids[3][40];
+            vg_event evs[3];
+            const vg_event *p[3];
+            for (int k = 0; k < 3; k++) {
+                evs[k] = ev;
+                snprintf(ids[k], sizeof ids[k], "%s-%c", id, 'a' + k);
+                set(&evs[k], sc, "id",
+                    (vg_value){.u.s = ids[k], .len = (uint32_t)strlen(ids[k]), .kind = VG_V_STR});
+                p[k] = &evs[k];
+            }
+            if (vg_batch_encode(sc, p, 3, false, &msg) != VG_OK)
+                return 1;
+        } else if (vg_batch_encode(sc, &one, 1, false, &msg) != VG_OK) {
             return 1;
+        }
+        /* the three events' framing: tag 0x0A, a one-byte length, the event */
+        size_t e1 = 0, e2 = 0;
+        if (kind >= 3) {
+            e1 = 2 + (uint8_t)msg.data[1];
+            e2 = e1 + 2 + (uint8_t)msg.data[e1 + 1];
+        }
         if (kind == 1) { /* wire type 7 in the first byte: never a message */
             size_t len = 1 + next(&seed) % 200;
             msg.len = 0;
@@ -75,6 +99,10 @@ main(int argc, char **argv)
             msg.data[0] = (char)0xFF;
         } else if (kind == 2) { /* cut inside the event: its length runs past the end */
             msg.len = 3 + next(&seed) % (msg.len - 3);
+        } else if (kind == 3) { /* the middle event's first field: wire type 7 */
+            msg.data[e1 + 2] = (char)0x0F;
+        } else if (kind == 4) { /* the third event's length runs past the end */
+            msg.data[e2 + 1] = (char)0x7F;
         }
         void *buf = NULL;
         size_t len = 0;
@@ -89,17 +117,22 @@ main(int argc, char **argv)
             return 1;
         }
         nng_free(buf, len);
+        uint32_t bad_at = kind == 3 ? 1 : 2;
         bool ok = kind == 0 ? rep.error == NULL && rep.accepted == 1
-                            : rep.error != NULL && rep.accepted == 0;
+                  : kind >= 3
+                      ? rep.error == NULL && rep.accepted == 2 && rep.nrej == 1 &&
+                            rep.rej[0].index == bad_at && strcmp(rep.rej[0].code, "malformed") == 0
+                      : rep.error != NULL && rep.accepted == 0;
         if (!ok && surprises++ < 5)
             fprintf(stderr, "flood: message %ld (%s): accepted %u, error %s\n", i,
                     kind == 0 ? "valid" : "bad", rep.accepted, rep.error ? rep.error : "none");
-        valid += kind == 0;
-        bad += kind != 0;
+        valid += kind == 0 ? 1 : kind >= 3 ? 2 : 0;
+        bad += kind == 1 || kind == 2;
+        rejected += kind >= 3;
         vg_reply_free(&rep);
     }
     vg_buf_free(&msg);
     nng_close(sock);
-    printf("valid %ld bad %ld\n", valid, bad);
+    printf("accepted %ld bad %ld rejected %ld\n", valid, bad, rejected);
     return surprises ? 1 : 0;
 }

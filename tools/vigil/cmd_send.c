@@ -70,6 +70,7 @@ typedef struct sender {
     vg_buf arena;
     size_t *offs; /* where each event's strings start in the arena */
     uint64_t sent, acked, dups, rejected;
+    bool refused; /* under mu: a batch was refused for good (too big) */
     char *reasons[5];
     size_t nreasons;
     /* --inflight N > 1: encoded batches for N worker threads, each with its
@@ -168,8 +169,11 @@ deliver(sender *S, nng_ctx *ctx, nng_aio *aio, const vg_buf *msg, const uint64_t
                 return VG_OK;
             }
             if (e == VG_OK) {
+                bool permanent = rep.permanent;
                 fprintf(stderr, "vigil send: the engine did not take a batch: %s\n", rep.error);
                 vg_reply_free(&rep);
+                if (permanent) /* the same bytes again would fail again */
+                    return VG_ELIMIT;
             }
             nng_msleep(500);
         } else if (rv != NNG_ETIMEDOUT) {
@@ -213,6 +217,7 @@ worker_main(void *arg)
         if (err) {
             pthread_mutex_lock(&S->mu);
             S->failed = true;
+            S->refused |= err == VG_ELIMIT;
             pthread_cond_broadcast(&S->cv);
             pthread_mutex_unlock(&S->mu);
         }
@@ -491,8 +496,14 @@ cmd_send(int argc, char **argv)
     for (int i = 0; i < nworkers; i++)
         pthread_join(workers[i], NULL);
     if (err == VG_OK && S.failed)
-        err = VG_EIO;
-    if (err == VG_EIO) {
+        err = S.refused ? VG_ELIMIT : VG_EIO;
+    if (err == VG_ELIMIT) { /* said above, with the engine's reason */
+        fprintf(stderr,
+                "vigil send: stopped: the engine refuses such requests; with --batch smaller "
+                "they may fit (%llu events were acked before)\n",
+                (unsigned long long)S.acked);
+        rc = 1;
+    } else if (err == VG_EIO) {
         fprintf(stderr,
                 "vigil send: the engine at %s did not ack a batch within %.0f s; %llu events "
                 "were acked before (sending the file again is safe: ids are deduplicated)\n",
