@@ -8,7 +8,7 @@ pkgs="build-essential cmake pkg-config git python3
       clang libclang-rt-14-dev clang-format
       protobuf-c-compiler libprotobuf-c-dev
       libpcre2-dev libssl-dev libjansson-dev liblmdb-dev
-      libnng-dev libmbedtls-dev libcyaml-dev
+      libnng-dev libmbedtls-dev libcyaml-dev libcurl4-openssl-dev
       libcmocka-dev"
 
 missing=""
@@ -17,6 +17,10 @@ for p in $pkgs; do
         missing="$missing $p"
     fi
 done
+# node and npm run the independent webhook verifier of the tests; a machine
+# may have them from elsewhere than Debian's packages
+command -v node >/dev/null 2>&1 || missing="$missing nodejs"
+command -v npm >/dev/null 2>&1 || missing="$missing npm"
 if [ -z "$missing" ]; then
     echo "deps: all present"
     exit 0
