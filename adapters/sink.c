@@ -5,13 +5,16 @@
 
 #include "vg_sink.h"
 
+extern const vg_sink_type vg_sink_stdout; /* file.c */
+extern const vg_sink_type vg_sink_jsonl;  /* file.c */
+extern const vg_sink_type vg_sink_nng;    /* pub.c */
 extern const vg_sink_type vg_sink_webhook;
 
-static const vg_sink_type *const table[] = {
-    &vg_sink_webhook, NULL /* the types, in the order vg_sink_types names them */
-};
+/* the types, in the order vg_sink_types names them */
+static const vg_sink_type *const table[] = {&vg_sink_stdout, &vg_sink_jsonl, &vg_sink_nng,
+                                            &vg_sink_webhook, NULL};
 
-const char *const vg_sink_types[] = {"webhook", NULL};
+const char *const vg_sink_types[] = {"stdout", "jsonl", "nng", "webhook", NULL};
 
 const vg_sink_type *
 vg_sink_find(const char *type)

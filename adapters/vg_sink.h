@@ -41,7 +41,9 @@ typedef enum vg_sink_outcome {
     VG_SINK_DEAD       /* given up on: it went to the dead-letter list */
 } vg_sink_outcome;
 
-/* Called by a sink, from any thread, once per record it finished. */
+/* Called by a sink, from any thread, once per record it finished: a sink
+ * with its own thread calls it from there; synchronous sinks (stdout, jsonl,
+ * nng) call it from deliver(), before deliver() returns. */
 typedef void vg_sink_done_fn(void *ctx, uint64_t seq, vg_sink_outcome outcome);
 
 /* A sink's configuration: the union of every type's keys (SPEC section 5,
@@ -65,6 +67,11 @@ typedef struct vg_sink_conf {
     void (*attempt)(void *ctx, const char *sink, const char *alert_id, int attempt, long status,
                     double latency_s, const char *error);
     void *attempt_ctx;
+    /* for the engine, not the sink: which alerts go to it (rule names or
+     * tags; none: all) and whether shadow-mode ones do (webhooks) */
+    const char *const *rules;
+    size_t nrules;
+    bool shadow;
     /* where alerts go for stdout (default stdout); tests may point it elsewhere */
     void *file; /* FILE * */
 } vg_sink_conf;
@@ -88,7 +95,9 @@ typedef struct vg_sink_type {
                    char *why, size_t whylen);
     /* Takes n records (copies what it keeps) and returns at once. VG_ELIMIT:
      * it holds as many as it will; none of these were taken, offer them
-     * again later. */
+     * again later. Another error (VG_EIO: the destination failed, and
+     * health() says why; VG_ENOMEM): the records already reported done are
+     * finished, the others were not taken - offer them again later. */
     vg_err (*deliver)(void *self, const vg_outrec *recs, size_t n);
     /* Waits up to timeout_s for what it holds to be finished. */
     vg_err (*flush)(void *self, double timeout_s);

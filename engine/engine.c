@@ -214,6 +214,8 @@ vg_engine_open(vg_ruleset *rs, const vg_engine_opts *opts, char *why, size_t why
         if (err == VG_OK)
             err = store_meta(e->st, "logpos", &e->logpos, false);
         if (err == VG_OK)
+            err = outbox_load(e);
+        if (err == VG_OK)
             err = store_commit(e->st);
         if (err && why[0] == '\0')
             snprintf(why, whylen, "can't read the state in '%s': %s", dir, vg_strerror(err));
@@ -273,6 +275,8 @@ flush_once(vg_engine *e)
     if (err == VG_OK)
         err = pattern_save(e);
     if (err == VG_OK)
+        err = outbox_save(e);
+    if (err == VG_OK)
         err = store_meta(e->st, "logpos", &e->logpos, true);
     if (err == VG_OK)
         err = store_commit(e->st);
@@ -280,6 +284,7 @@ flush_once(vg_engine *e)
         store_abort(e->st);
         return err;
     }
+    outbox_saved(e);
     for (size_t i = 0; i < e->capkeys; i++)
         if (e->keys[i].hash != 0)
             e->keys[i].k->dirty = false;
@@ -318,6 +323,7 @@ vg_engine_close(vg_engine *e)
         remove_tree(e->tmpdir);
         free(e->tmpdir);
     }
+    outbox_free(e);
     vg_buf_free(&e->rec);
     vg_buf_free(&e->reckey);
     for (size_t r = 0; r < e->nrules && e->keys != NULL; r++) { /* not in the slab */

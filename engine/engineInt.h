@@ -134,6 +134,17 @@ vg_err store_timers_clear(store *s);
 vg_err store_timer_put(store *s, const void *key, size_t klen, const void *val, size_t vlen);
 vg_err store_timers(store *s, void (*fn)(void *, const void *, size_t, const void *, size_t),
                     void *ctx);
+/* The outbox and dead-letter databases: put, delete, scan in key order
+ * from a key (flen 0: from the first) until fn says stop, and delete every
+ * entry below a key. */
+typedef enum store_db { STORE_OUTBOX, STORE_DLQ } store_db;
+vg_err store_put_in(store *s, store_db db, const void *key, size_t klen, const void *val,
+                    size_t vlen);
+vg_err store_del_in(store *s, store_db db, const void *key, size_t klen);
+vg_err store_scan(store *s, store_db db, const void *from, size_t flen,
+                  bool (*fn)(void *ctx, const void *k, size_t klen, const void *v, size_t vlen),
+                  void *ctx);
+vg_err store_del_below(store *s, store_db db, const void *upto, size_t ulen);
 vg_err store_commit(store *s);
 void store_abort(store *s); /* drops the open write transaction, if any */
 void store_usage(store *s, uint64_t *used,
@@ -178,6 +189,27 @@ typedef struct kspre {
     uint32_t rule;
 } kspre;
 
+/* outbox.c: alerts waiting for the sinks, saved with the state */
+typedef struct outbox_cursor {
+    char *name;
+    uint64_t seq; /* the sink's first unfinished number */
+} outbox_cursor;
+typedef struct outbox {
+    uint64_t next;    /* the number the next alert gets */
+    uint64_t flushed; /* numbers below it are in the store */
+    uint64_t pruned;  /* numbers below it are deleted from the store */
+    vg_buf pend;      /* the records flushed..next-1, back to back */
+    size_t *off;      /* where each starts in pend */
+    size_t noff, capoff;
+    vg_buf dead; /* dead letters to write: u16 name length, name, u64 seq, u32 length, record */
+    outbox_cursor *cur;
+    size_t ncur;
+} outbox;
+vg_err outbox_load(vg_engine *e);
+vg_err outbox_save(vg_engine *e); /* into the open write transaction */
+void outbox_saved(vg_engine *e);  /* after it committed */
+void outbox_free(vg_engine *e);
+
 struct vg_engine {
     vg_ruleset *rs;
     vg_vm *vm;
@@ -220,6 +252,7 @@ struct vg_engine {
     int id_slot[VG_NSTREAMS], time_slot[VG_NSTREAMS];
     /* the store: LMDB, written back in batches */
     store *st;
+    outbox ob;
     char *tmpdir;      /* a temporary state folder to remove at close */
     size_t cache_keys; /* budget of key records in memory */
     bool defer_evict;

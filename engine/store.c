@@ -9,7 +9,12 @@
  * Databases of the environment:
  *   state  keyspace text \0 key bytes -> a key record (format below)
  *   ids    the event id's 128-bit hash -> its time (ms): the deduplication index
- *   meta   "clock" -> the event clock; "format" -> the format version
+ *   meta   "clock" -> the event clock; "format" -> the format version;
+ *          "outseq" -> the next outbox number; "cursor:NAME" -> sink NAME's
+ *          first unfinished outbox number
+ *   timers pending trailing-`not` deadlines (pattern.c)
+ *   outbox alert number (u64 big-endian) -> an outbox record (outbox.c)
+ *   dlq    sink name \0 alert number -> an outbox record: the dead letters
  *
  * Key record, version 1 (integers little-endian as the host writes them):
  *   u8 version, u16 nrules, then per rule:
@@ -36,7 +41,7 @@
 struct store {
     size_t map_bytes, max_bytes; /* the map now, and how far it may grow */
     MDB_env *env;
-    MDB_dbi state, ids, meta, timers;
+    MDB_dbi state, ids, meta, timers, outbox, dlq;
     MDB_txn *wtxn; /* the open write transaction, if any */
 };
 
@@ -65,14 +70,16 @@ store_open(const char *dir, bool durable, size_t max_bytes, store **out, char *w
         free(s);
         return VG_EIO;
     }
-    if ((rc = mdb_env_create(&s->env)) != 0 || (rc = mdb_env_set_maxdbs(s->env, 4)) != 0 ||
+    if ((rc = mdb_env_create(&s->env)) != 0 || (rc = mdb_env_set_maxdbs(s->env, 8)) != 0 ||
         (rc = mdb_env_set_mapsize(s->env, map_bytes)) != 0 ||
         (rc = mdb_env_open(s->env, dir, MDB_WRITEMAP | (durable ? 0 : MDB_NOSYNC), 0664)) != 0 ||
         (rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0 ||
         (rc = mdb_dbi_open(txn, "state", MDB_CREATE, &s->state)) != 0 ||
         (rc = mdb_dbi_open(txn, "ids", MDB_CREATE, &s->ids)) != 0 ||
         (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->meta)) != 0 ||
-        (rc = mdb_dbi_open(txn, "timers", MDB_CREATE, &s->timers)) != 0) {
+        (rc = mdb_dbi_open(txn, "timers", MDB_CREATE, &s->timers)) != 0 ||
+        (rc = mdb_dbi_open(txn, "outbox", MDB_CREATE, &s->outbox)) != 0 ||
+        (rc = mdb_dbi_open(txn, "dlq", MDB_CREATE, &s->dlq)) != 0) {
         snprintf(why, whylen, "can't open the state in '%s': %s", dir, mdb_strerror(rc));
         if (txn)
             mdb_txn_abort(txn);
@@ -300,6 +307,74 @@ store_timers(store *s, void (*fn)(void *, const void *, size_t, const void *, si
     if (txn != s->wtxn)
         mdb_txn_abort(txn);
     return rc == MDB_NOTFOUND ? VG_OK : mdb_err(rc);
+}
+
+static MDB_dbi
+dbi(store *s, store_db db)
+{
+    return db == STORE_OUTBOX ? s->outbox : s->dlq;
+}
+
+vg_err
+store_put_in(store *s, store_db db, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    vg_err err = wtxn(s);
+    if (err)
+        return err;
+    MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
+    return mdb_err(mdb_put(s->wtxn, dbi(s, db), &k, &v, 0));
+}
+
+vg_err
+store_del_in(store *s, store_db db, const void *key, size_t klen)
+{
+    vg_err err = wtxn(s);
+    if (err)
+        return err;
+    MDB_val k = {klen, (void *)key};
+    int rc = mdb_del(s->wtxn, dbi(s, db), &k, NULL);
+    return rc == MDB_NOTFOUND ? VG_OK : mdb_err(rc);
+}
+
+vg_err
+store_scan(store *s, store_db db, const void *from, size_t flen,
+           bool (*fn)(void *ctx, const void *k, size_t klen, const void *v, size_t vlen), void *ctx)
+{
+    MDB_txn *txn = s->wtxn; /* one transaction per thread: the open one, if any */
+    int rc = 0;
+    if (txn == NULL && (rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn)) != 0)
+        return mdb_err(rc);
+    MDB_cursor *c = NULL;
+    MDB_val k = {flen, (void *)from}, v;
+    if ((rc = mdb_cursor_open(txn, dbi(s, db), &c)) == 0)
+        rc = mdb_cursor_get(c, &k, &v, flen ? MDB_SET_RANGE : MDB_FIRST);
+    for (; rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT))
+        if (!fn(ctx, k.mv_data, k.mv_size, v.mv_data, v.mv_size))
+            break;
+    if (c != NULL)
+        mdb_cursor_close(c);
+    if (txn != s->wtxn)
+        mdb_txn_abort(txn);
+    return rc == MDB_NOTFOUND || rc == 0 ? VG_OK : mdb_err(rc);
+}
+
+vg_err
+store_del_below(store *s, store_db db, const void *upto, size_t ulen)
+{
+    vg_err err = wtxn(s);
+    if (err)
+        return err;
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(s->wtxn, dbi(s, db), &c);
+    if (rc)
+        return mdb_err(rc);
+    MDB_val k, v, u = {ulen, (void *)upto};
+    while ((rc = mdb_cursor_get(c, &k, &v, MDB_FIRST)) == 0 &&
+           mdb_cmp(s->wtxn, dbi(s, db), &k, &u) < 0)
+        if ((rc = mdb_cursor_del(c, 0)) != 0)
+            break;
+    mdb_cursor_close(c);
+    return rc == MDB_NOTFOUND || rc == 0 ? VG_OK : mdb_err(rc);
 }
 
 vg_err

@@ -139,4 +139,41 @@ const vg_rule_stats *vg_engine_rule_stats(const vg_engine *e, size_t rule);
 uint64_t vg_engine_keys(const vg_engine *e); /* (key, keyspace) pairs with state */
 uint64_t vg_engine_regex_limit_hits(const vg_engine *e);
 
+/* ---- The outbox -------------------------------------------------------------
+ * The live engine's alerts on their way to the sinks, numbered in the order
+ * they were made and saved with the state by each flush (so a restart that
+ * replays the event log makes the unsaved ones again, with the same
+ * numbers). Each sink has a cursor, its first unfinished number, saved too;
+ * records below every cursor are deleted at the flush. */
+typedef struct vg_outbox_rec {
+    uint64_t seq;
+    const char *rule, *id, *key, *json; /* NUL-terminated; json is len bytes */
+    size_t len;
+    bool shadow;
+    int64_t time_ms;
+} vg_outbox_rec;
+/* Return false to stop. The record is valid during the call only. */
+typedef bool (*vg_outbox_fn)(void *ctx, const vg_outbox_rec *r);
+
+vg_err vg_engine_outbox_add(vg_engine *e, const vg_alert *a, uint64_t *seq);
+uint64_t vg_engine_outbox_end(const vg_engine *e); /* the number the next alert gets */
+/* Calls fn for the records from number from on, in order (from the store,
+ * then memory). VG_EINVAL: a stored record is damaged. */
+vg_err vg_engine_outbox_read(vg_engine *e, uint64_t from, vg_outbox_fn fn, void *ctx);
+/* A sink's saved cursor; a sink never seen starts at the saved end (it gets
+ * the alerts made from now on, and those the replay of the log makes). */
+vg_err vg_engine_outbox_cursor(vg_engine *e, const char *sink, uint64_t *seq);
+vg_err vg_engine_outbox_set_cursor(vg_engine *e, const char *sink, uint64_t seq);
+/* Copies record seq to sink's dead-letter list (written by the next flush). */
+vg_err vg_engine_outbox_dead(vg_engine *e, const char *sink, uint64_t seq);
+
+/* The dead-letter list of a state folder, for `vigil dlq` (another process
+ * than the engine's may open it; LMDB keeps the two apart). */
+typedef struct vg_dlq vg_dlq;
+typedef bool (*vg_dlq_fn)(void *ctx, const char *sink, const vg_outbox_rec *r);
+vg_err vg_dlq_open(const char *dir, vg_dlq **out, char *why, size_t whylen);
+vg_err vg_dlq_each(vg_dlq *q, vg_dlq_fn fn, void *ctx);          /* in sink, number order */
+vg_err vg_dlq_remove(vg_dlq *q, const char *sink, uint64_t seq); /* committed at once */
+void vg_dlq_close(vg_dlq *q);
+
 #endif

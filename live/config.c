@@ -54,6 +54,9 @@ static const cyaml_schema_field_t sink_fields[] = {
     CYAML_FIELD_STRING_PTR("type", CYAML_FLAG_POINTER, vg_sink_config, type, 0, CYAML_UNLIMITED),
     STR("path", vg_sink_config, path),
     STR("url", vg_sink_config, url),
+    STR("secret_env", vg_sink_config, secret_env),
+    STR("timeout", vg_sink_config, timeout),
+    BOOL("fsync", vg_sink_config, fsync),
     CYAML_FIELD_SEQUENCE("secret_files", OPT, vg_sink_config, secret_files, &string_entry, 0,
                          CYAML_UNLIMITED),
     CYAML_FIELD_SEQUENCE("secrets", OPT, vg_sink_config, secrets, &string_entry, 0,
@@ -341,9 +344,12 @@ vg_config_check(const vg_config *c, FILE *err, const char *path)
         bad = true;
     }
     for (unsigned i = 0; i < c->nsinks; i++) {
-        if (strcmp(c->sinks[i].type, "stdout") != 0) {
-            fprintf(err, "%s: error: sinks: '%s' sinks are not in this version (only stdout)\n",
-                    path, c->sinks[i].type);
+        if (vg_sink_find(c->sinks[i].type) == NULL) {
+            fprintf(err, "%s: error: sinks[%u]: no sink type '%s' (there are:", path, i,
+                    c->sinks[i].type);
+            for (size_t k = 0; vg_sink_types[k] != NULL; k++)
+                fprintf(err, " %s", vg_sink_types[k]);
+            fprintf(err, ")\n");
             bad = true;
         }
     }
@@ -365,4 +371,164 @@ vg_config_free(vg_config *c)
     free(c->tls_key);
     free(c->tls_ca);
     memset(c, 0, sizeof *c);
+}
+
+/* ---- Sinks ---------------------------------------------------------------- */
+
+/* Appends the whitespace-separated words of text to *v. */
+static bool
+add_words(char ***v, size_t *n, const char *text)
+{
+    const char *p = text;
+    for (;;) {
+        while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+            p++;
+        if (*p == '\0')
+            return true;
+        size_t len = strcspn(p, " \t\r\n");
+        char **w = realloc(*v, (*n + 1) * sizeof *w);
+        if (w == NULL)
+            return false;
+        *v = w;
+        if ((w[*n] = strndup(p, len)) == NULL)
+            return false;
+        (*n)++;
+        p += len;
+    }
+}
+
+/* What a sink conf owns, freed by vg_config_sinks_free (name, path and the
+ * arrays are ours; the rest points into the config). */
+static void
+sink_free(vg_sink_conf *s)
+{
+    free((char *)s->name);
+    free((char *)s->path);
+    for (size_t k = 0; k < s->nsecrets; k++) {
+        char *x = (char *)s->secrets[k];
+        memset(x, 0, strlen(x)); /* no secret left in freed memory */
+        free(x);
+    }
+    free((void *)s->secrets);
+    free((void *)s->retry_ms);
+}
+
+void
+vg_config_sinks_free(vg_sink_conf *s, size_t n)
+{
+    for (size_t i = 0; s != NULL && i < n; i++)
+        sink_free(&s[i]);
+    free(s);
+}
+
+static bool
+sink_conf(const vg_sink_config *in, unsigned i, const char *path, vg_sink_conf *o, FILE *err)
+{
+    char head[64];
+    snprintf(head, sizeof head, "sinks[%u] (%s)", i, in->type);
+    o->type = in->type;
+    o->url = in->url;
+    o->fsync = in->fsync;
+    o->allow_private = in->allow_private;
+    o->shadow = in->shadow;
+    o->rules = (const char *const *)in->rules;
+    o->nrules = in->rules_count;
+    o->path = resolve(path, in->path);
+    const char *where = in->url ? in->url : o->path;
+    size_t nl = strlen(in->type) + (where ? strlen(where) + 1 : 0) + 1;
+    char *name = malloc(nl);
+    if (name == NULL)
+        return false;
+    snprintf(name, nl, "%s%s%s", in->type, where ? ":" : "", where ? where : "");
+    o->name = name;
+    char **sec = NULL;
+    size_t nsec = 0;
+    bool ok = true;
+    for (unsigned k = 0; ok && k < in->secrets_count; k++)
+        ok = add_words(&sec, &nsec, in->secrets[k]);
+    for (unsigned k = 0; ok && k < in->secret_files_count; k++) {
+        char *file = resolve(path, in->secret_files[k]);
+        FILE *f = file ? fopen(file, "r") : NULL;
+        if (f == NULL) {
+            fprintf(err, "%s: error: %s: can't read the secret file '%s': %s\n", path, head,
+                    file ? file : in->secret_files[k], strerror(errno));
+            ok = false;
+        } else {
+            char buf[4096];
+            size_t got = fread(buf, 1, sizeof buf - 1, f);
+            buf[got] = '\0';
+            ok = add_words(&sec, &nsec, buf);
+            memset(buf, 0, sizeof buf);
+            fclose(f);
+        }
+        free(file);
+    }
+    if (ok && in->secret_env != NULL) {
+        const char *v = getenv(in->secret_env);
+        if (v == NULL || *v == '\0') {
+            fprintf(err, "%s: error: %s: secret_env: the environment variable %s is not set\n",
+                    path, head, in->secret_env);
+            ok = false;
+        } else {
+            ok = add_words(&sec, &nsec, v);
+        }
+    }
+    o->secrets = (const char *const *)sec;
+    o->nsecrets = nsec;
+    if (ok && in->retry_schedule_count > 0) {
+        int64_t *ms = calloc(in->retry_schedule_count, sizeof *ms);
+        ok = ms != NULL;
+        for (unsigned k = 0; ok && k < in->retry_schedule_count; k++) {
+            if (!parse_duration(in->retry_schedule[k], &ms[k])) {
+                fprintf(err,
+                        "%s: error: %s: retry_schedule: '%s' is not a duration (like 5s, 5m, "
+                        "2h)\n",
+                        path, head, in->retry_schedule[k]);
+                ok = false;
+            }
+        }
+        o->retry_ms = ms;
+        o->nretry = in->retry_schedule_count;
+    }
+    if (ok && in->timeout != NULL) {
+        int64_t ms;
+        if (!parse_duration(in->timeout, &ms)) {
+            fprintf(err, "%s: error: %s: timeout: '%s' is not a duration (like 10s)\n", path, head,
+                    in->timeout);
+            ok = false;
+        } else {
+            o->timeout_s = (double)ms / 1000.0;
+        }
+    }
+    return ok;
+}
+
+vg_err
+vg_config_sinks(const vg_config *c, const char *path, vg_sink_conf **out, size_t *n, FILE *err)
+{
+    *out = NULL;
+    *n = 0;
+    if (c->nsinks == 0)
+        return VG_OK;
+    vg_sink_conf *v = calloc(c->nsinks, sizeof *v);
+    if (v == NULL)
+        return VG_ENOMEM;
+    bool ok = true;
+    for (unsigned i = 0; i < c->nsinks; i++)
+        ok = sink_conf(&c->sinks[i], i, path, &v[i], err) && ok;
+    /* two sinks of one name would share a cursor */
+    for (unsigned i = 0; ok && i < c->nsinks; i++)
+        for (unsigned k = 0; k < i; k++)
+            if (strcmp(v[i].name, v[k].name) == 0) {
+                fprintf(err, "%s: error: sinks[%u] and sinks[%u] are the same sink (%s)\n", path, k,
+                        i, v[i].name);
+                ok = false;
+            }
+    if (!ok) {
+        vg_config_sinks_free(v, c->nsinks);
+        return VG_EINVAL;
+    }
+    *out = v;
+    *n = c->nsinks;
+    return VG_OK;
 }

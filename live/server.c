@@ -27,6 +27,7 @@
 
 #include "vg_admin.h"
 #include "vg_log.h"
+#include "vg_deliver.h"
 #include "vg_server.h"
 
 #define NCTX 16
@@ -98,7 +99,11 @@ struct server {
     /* the engine thread's */
     vg_pb_event *holder;
     vg_batch batch;
-    vg_buf rec, alerts;
+    vg_buf rec;
+    vg_deliver *dl; /* the outbox to the sinks */
+    bool sink_wake; /* under mu: a sink finished something */
+    vg_buf sinkm;   /* under mu: the sinks' metrics text */
+    vg_buf sinkm_tmp;
     vg_rejection *rej;
     size_t caprej;
     const vg_event **ptrs;
@@ -138,7 +143,13 @@ publish(server *S, size_t nreq, const size_t *sizes, double group_s, double comm
     uint64_t used, size;
     vg_engine_store_usage(S->eng, &used, &size);
     size_t nr = vg_ruleset_nrules(S->rs);
+    S->sinkm_tmp.len = 0;
+    if (S->dl != NULL)
+        vg_deliver_metrics(S->dl, S->eng, &S->sinkm_tmp);
     pthread_mutex_lock(&S->mu);
+    vg_buf t = S->sinkm; /* swapped: the HTTP threads read S->sinkm under mu */
+    S->sinkm = S->sinkm_tmp;
+    S->sinkm_tmp = t;
     metrics *m = &S->m;
     m->accepted = S->events;
     m->duplicates = S->duplicates;
@@ -245,6 +256,8 @@ metrics_text(void *ctx, vg_buf *b)
                   "# HELP vigil_ready Whether the engine takes batches.\n"
                   "# TYPE vigil_ready gauge\nvigil_ready %d\n",
                   m->ready && !S->stopping && !S->failed && !S->full ? 1 : 0);
+    if (S->sinkm.len > 0)
+        vg_buf_append(b, S->sinkm.data, S->sinkm.len);
     pthread_mutex_unlock(&S->mu);
 }
 
@@ -316,8 +329,7 @@ on_alert(void *ctx, const vg_alert *a)
     if (a->suppressed)
         return;
     S->nalerts++;
-    if (vg_buf_append(&S->alerts, a->json, a->json_len) != VG_OK ||
-        vg_buf_putc(&S->alerts, '\n') != VG_OK)
+    if (vg_engine_outbox_add(S->eng, a, NULL) != VG_OK)
         S->failed = true; /* out of memory: stop rather than lose an alert */
 }
 
@@ -507,6 +519,17 @@ finish_decisions(server *S)
 
 static vg_err process_msg(server *S, req *r);
 
+/* A sink finished something: the engine thread collects it. */
+static void
+wake_engine(void *ctx)
+{
+    server *S = ctx;
+    pthread_mutex_lock(&S->mu);
+    S->sink_wake = true;
+    pthread_cond_signal(&S->cv);
+    pthread_mutex_unlock(&S->mu);
+}
+
 /* An event stamped far ahead of this machine's clock would move the event
  * clock there: windows would empty, deadlines fire, and ids within the
  * dedupe horizon of the real time would look new. Such an event is taken
@@ -644,6 +667,8 @@ checkpoint(server *S)
 {
     int64_t end = 0;
     vg_err err = vg_log_commit(S->log); /* nothing pending between groups */
+    if (err == VG_OK && S->dl != NULL)  /* the sinks' cursors as they are now */
+        err = vg_deliver_step(S->dl, S->eng);
     if (err == VG_OK) {
         /* the log position after every record processed so far */
         end = vg_engine_logpos(S->eng);
@@ -685,6 +710,8 @@ switch_rules(server *S, vg_ruleset *rs)
             return VG_EIO;
     }
     vg_engine_set_logpos(S->eng, pos);
+    if ((err = vg_deliver_attach(S->dl, S->eng)) != VG_OK)
+        return err;
     size_t nr = vg_ruleset_nrules(use);
     uint64_t *a = calloc(nr ? nr : 1, sizeof *a), *sp = calloc(nr ? nr : 1, sizeof *sp);
     pthread_mutex_lock(&S->mu);
@@ -730,7 +757,7 @@ engine_main(void *arg)
             }
         }
         pthread_mutex_lock(&S->mu);
-        while (S->head == NULL && !S->stopping && S->next_rs == NULL) {
+        while (S->head == NULL && !S->stopping && S->next_rs == NULL && !S->sink_wake) {
             struct timespec until;
             clock_gettime(CLOCK_REALTIME, &until);
             until.tv_sec += 1;
@@ -742,11 +769,11 @@ engine_main(void *arg)
         S->head = S->tail = NULL;
         bool stop = S->stopping && group == NULL;
         S->busy = group != NULL;
+        S->sink_wake = false;
         pthread_mutex_unlock(&S->mu);
         if (stop)
             break;
         vg_err err = VG_OK;
-        S->alerts.len = 0;
         double t0 = now_s();
         size_t sizes[NCTX], nreq = 0;
         for (req *r = group; r != NULL && err == VG_OK; r = r->next) {
@@ -764,13 +791,11 @@ engine_main(void *arg)
             /* the events are durable: the state may say so at the next
              * checkpoint, and their alerts go out */
             vg_engine_set_logpos(S->eng, vg_log_next(S->log));
-            /* the alerts go out before any write-back: a write-back records
-             * this group's log position, and a crash after it must not leave
-             * the group's alerts unwritten (recovery starts after it) */
-            if (S->alerts.len > 0 &&
-                (fwrite(S->alerts.data, 1, S->alerts.len, S->o->alerts) != S->alerts.len ||
-                 fflush(S->o->alerts) != 0))
-                say(S, "writing alerts failed: %s", strerror(errno));
+            /* the alerts go out once their events are durable; the
+             * outbox goes to the store with any write-back below */
+            vg_err derr = vg_deliver_step(S->dl, S->eng);
+            if (derr)
+                say(S, "delivering alerts failed: %s (they stay in the outbox)", vg_strerror(derr));
             /* write-back only behind the durable log; if it fails the
              * events are still durable, and acked */
             vg_err merr = vg_engine_maintain(S->eng);
@@ -895,7 +920,14 @@ vg_server_run(vg_ruleset *rs, const vg_server_opts *opts)
     pthread_t th;
     bool started = false;
     int rv = 0;
+    /* no sinks configured: stdout */
+    vg_sink_conf out1 = {.type = "stdout", .name = "stdout", .file = o.alerts};
     vg_err err = vg_engine_open(rs, &eo, why, sizeof why, &S->eng);
+    if (err == VG_OK)
+        err = vg_deliver_open(o.nsinks ? o.sinks : &out1, o.nsinks ? o.nsinks : 1, wake_engine, S,
+                              &S->dl, why, sizeof why);
+    if (err == VG_OK && (err = vg_deliver_attach(S->dl, S->eng)) != VG_OK)
+        snprintf(why, sizeof why, "can't read the sinks' cursors: %s", vg_strerror(err));
     if (err == VG_OK)
         err = vg_log_open(logdir, &S->log, &end, why, sizeof why);
     if (err) {
@@ -909,10 +941,6 @@ vg_server_run(vg_ruleset *rs, const vg_server_opts *opts)
         double t0 = now_s();
         err = vg_log_replay(S->log, from, recover_one, &R);
         vg_pb_event_free(R.holder);
-        if (err == VG_OK && S->alerts.len > 0)
-            fwrite(S->alerts.data, 1, S->alerts.len, o.alerts);
-        fflush(o.alerts);
-        S->alerts.len = 0;
         if (err) {
             say(S, "recovery from the event log failed at a damaged record: %s", vg_strerror(err));
             goto done;
@@ -1016,7 +1044,11 @@ done:
             nng_aio_free(S->reqs[i].aio);
         vg_buf_free(&S->reqs[i].reply);
     }
-    if (S->eng != NULL && S->log != NULL && !S->failed && rc == 0) {
+    if (S->eng != NULL && S->log != NULL && S->dl != NULL && !S->failed && rc == 0) {
+        /* the sinks finish what they can; the rest stays in the outbox */
+        if (vg_deliver_drain(S->dl, S->eng, 5.0) == VG_ELIMIT)
+            say(S, "some alerts are not delivered yet: they stay in the outbox for the next "
+                   "start (see vigil_outbox_depth)");
         if ((err = checkpoint(S)) != VG_OK) {
             say(S, "the last checkpoint failed: %s (the log keeps everything)", vg_strerror(err));
             rc = 1;
@@ -1027,6 +1059,7 @@ done:
             "stopped: %" PRIu64 " events, %" PRIu64 " duplicates, %" PRIu64 " rejected, %" PRIu64
             " alerts",
             S->events, S->duplicates, S->rejected, S->nalerts);
+    vg_deliver_close(S->dl);
     vg_engine_close(S->eng);
     vg_log_close(S->log);
     vg_ruleset_unref(S->next_rs);
@@ -1034,7 +1067,8 @@ done:
     vg_pb_event_free(S->holder);
     vg_batch_free(&S->batch);
     vg_buf_free(&S->rec);
-    vg_buf_free(&S->alerts);
+    vg_buf_free(&S->sinkm);
+    vg_buf_free(&S->sinkm_tmp);
     free(S->rej);
     free(S->ptrs);
     free(S->hits);

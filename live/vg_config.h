@@ -3,7 +3,7 @@
  * read with libcyaml. Unknown keys and values of the wrong type are errors
  * that name the line; relative paths are taken from the config file's
  * folder. Values this version cannot act on yet (TLS, the PULL endpoint,
- * sinks other than stdout) are reported by vg_config_check().
+ * idle_advance) are reported by vg_config_check().
  */
 #ifndef VG_CONFIG_H
 #define VG_CONFIG_H
@@ -11,13 +11,14 @@
 #include <stdio.h>
 
 #include "vg_event.h"
+#include "vg_sink.h"
 
 typedef struct vg_sink_config {
     char *type; /* stdout, jsonl, nng, webhook */
-    char *path, *url;
+    char *path, *url, *secret_env, *timeout;
     char **secret_files, **secrets, **retry_schedule, **rules;
     unsigned secret_files_count, secrets_count, retry_schedule_count, rules_count;
-    int allow_private, shadow; /* 0 or 1 */
+    int allow_private, shadow, fsync; /* 0 or 1 */
 } vg_sink_config;
 
 typedef struct vg_config {
@@ -43,6 +44,12 @@ void vg_config_defaults(vg_config *c);
 vg_err vg_config_load(const char *path, vg_config *c, FILE *err);
 /* Settings this version cannot act on: says which on err; VG_EINVAL. */
 vg_err vg_config_check(const vg_config *c, FILE *err, const char *path);
+/* The sinks of c as the engine opens them (secrets read from their files
+ * or the environment, durations in ms, paths resolved). Errors go to err
+ * ("PATH: error: sinks[i] (type): what"); VG_EINVAL. An empty list: *n 0. */
+vg_err vg_config_sinks(const vg_config *c, const char *path, vg_sink_conf **out, size_t *n,
+                       FILE *err);
+void vg_config_sinks_free(vg_sink_conf *s, size_t n);
 void vg_config_free(vg_config *c);
 
 #endif

@@ -14,6 +14,7 @@
 #include <stdio.h>
 
 #include "vg_engine.h"
+#include "vg_sink.h"
 
 typedef struct vg_server_opts {
     const char *state_dir;        /* LMDB state and the event log (log/) */
@@ -25,8 +26,11 @@ typedef struct vg_server_opts {
     int64_t dedupe_horizon_ms;    /* 0: the engine's default (7 days) */
     size_t max_state_bytes;       /* the LMDB map's limit; 0: 64 GiB */
     unsigned review_at, block_at; /* decision thresholds; 0: 50 and 80 */
-    FILE *alerts;                 /* where alerts go, one JSON line each (the stdout sink) */
-    FILE *log;                    /* where the engine says what it does (stderr) */
+    FILE *alerts;                 /* the stdout sink's file (default stdout) */
+    /* where alerts go, from the outbox; none: one stdout sink */
+    const vg_sink_conf *sinks;
+    size_t nsinks;
+    FILE *log; /* where the engine says what it does (stderr) */
     /* SIGHUP: compiles the rules again; NULL when they do not compile (the
      * diagnostics are the callback's to print). NULL: no reload. */
     vg_ruleset *(*reload)(void *ctx);

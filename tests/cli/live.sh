@@ -320,9 +320,10 @@ rc=$?
 [ $rc -eq 78 ] && ok || bad "a wrong type: exit $rc, expected 78"
 grep -q "bad2.yaml:1:15: error: 'maybe' is not true or false" "$tmp/err7" && ok || bad "a wrong type's line: $(cat "$tmp/err7")"
 printf 'sinks:\n  - {type: webhook, url: "https://x"}\n' >"$tmp/cfg/bad3.yaml"
-"$vigil" run --config "$tmp/cfg/bad3.yaml" --check-config 2>"$tmp/err7"
+"$vigil" run --config "$tmp/cfg/bad3.yaml" --rules "$rules" --check-config 2>"$tmp/err7"
 rc=$?
-[ $rc -eq 78 ] && ok || bad "a sink this version lacks: exit $rc, expected 78"
+[ $rc -eq 78 ] && ok || bad "a webhook without a secret: exit $rc, expected 78"
+grep -q "a webhook sink needs a signing secret" "$tmp/err7" && ok || bad "no secret: $(cat "$tmp/err7")"
 "$vigil" run --config "$tmp/cfg/none.yaml" 2>/dev/null
 rc=$?
 [ $rc -eq 66 ] && ok || bad "a missing config: exit $rc, expected 66"

@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "vg_config.h"
+#include "vg_deliver.h"
 #include "vg_rules.h"
 #include "vg_server.h"
 
@@ -18,8 +19,10 @@ run_usage(FILE *f)
     fprintf(f, "usage: vigil run [options]\n"
                "\n"
                "Run the engine: take batches of events over nng (request/reply), evaluate the\n"
-               "rules, print alerts as JSON lines on stdout, and reply to each batch only once\n"
-               "its events are in the durable event log. With no options it runs on its\n"
+               "rules, and reply to each batch only once its events are in the durable event\n"
+               "log. Alerts go to an outbox in the state and from there to each sink of the\n"
+               "config (stdout, jsonl, nng PUB, signed webhooks; by default stdout, as JSON\n"
+               "lines), each sink with its own cursor. With no options it runs on its\n"
                "defaults: rules from ./rules, state in ./vigil-data, ingest on\n"
                "tcp://127.0.0.1:7470.\n"
                "\n"
@@ -44,8 +47,9 @@ run_usage(FILE *f)
                "durable (one fdatasync per group of concurrent batches) before its batch is\n"
                "acked. The state is checkpointed to LMDB with the log position it reflects; on\n"
                "start, the log's events after the checkpoint are replayed, so a crash (even\n"
-               "kill -9) loses no acked event and counts none twice. Alerts the replayed events\n"
-               "raise are printed again, with the same ids (receivers dedupe on them).\n"
+               "kill -9) loses no acked event and counts none twice. Every alert is in the\n"
+               "outbox once; a sink gets each at least once (after a crash, those it had not\n"
+               "finished again, with the same ids: receivers dedupe on them).\n"
                "SIGTERM or SIGINT: stop taking batches, finish those in flight, checkpoint,\n"
                "exit 0. SIGHUP: compile the rules again; a rule set with errors is refused\n"
                "(they are printed, the old rules keep running); otherwise the engine switches\n"
@@ -154,6 +158,14 @@ cmd_run(int argc, char **argv)
             return err == VG_ENOMEM ? 1 : err == VG_ENOENT ? VG_EXIT_NOINPUT : VG_EXIT_CONFIG;
         }
     }
+    vg_sink_conf *sinks = NULL;
+    size_t nsinks = 0;
+    if (config != NULL && vg_config_sinks(&cfg, config, &sinks, &nsinks, stderr) != VG_OK) {
+        vg_config_free(&cfg);
+        return VG_EXIT_CONFIG;
+    }
+    o.sinks = sinks;
+    o.nsinks = nsinks;
     o.state_dir = state ? state : cfg.state ? cfg.state : o.state_dir;
     o.ingest_url = ingest ? ingest : cfg.ingest ? cfg.ingest : o.ingest_url;
     o.http = http ? http : cfg.http ? cfg.http : "127.0.0.1:7471";
@@ -176,19 +188,33 @@ cmd_run(int argc, char **argv)
         else
             fprintf(stderr, "vigil run: can't load the rules: %s\n", vg_strerror(err));
         vg_config_free(&cfg);
+        vg_config_sinks_free(sinks, nsinks);
         return err == VG_ENOENT || err == VG_EIO ? VG_EXIT_NOINPUT : VG_EXIT_RULES;
     }
     int rc = VG_EXIT_OK;
     rule_paths paths = {rules, nrules};
     o.reload = recompile;
     o.reload_ctx = &paths;
-    if (check_only)
-        printf("ok: %s; %zu rules; state in %s; ingest on %s\n",
-               config ? config : "the built-in defaults", vg_ruleset_nrules(rs), o.state_dir,
-               o.ingest_url);
-    else
+    if (check_only) {
+        /* the sinks open as they would: files, addresses, secrets */
+        vg_deliver *d = NULL;
+        char why[512] = "";
+        vg_sink_conf out1 = {.type = "stdout", .name = "stdout"};
+        if (vg_deliver_open(nsinks ? sinks : &out1, nsinks ? nsinks : 1, NULL, NULL, &d, why,
+                            sizeof why) != VG_OK) {
+            fprintf(stderr, "%s: error: %s\n", config ? config : "vigil run", why);
+            rc = VG_EXIT_CONFIG;
+        } else {
+            vg_deliver_close(d);
+            printf("ok: %s; %zu rules; state in %s; ingest on %s; %zu sinks\n",
+                   config ? config : "the built-in defaults", vg_ruleset_nrules(rs), o.state_dir,
+                   o.ingest_url, nsinks ? nsinks : 1);
+        }
+    } else {
         rc = vg_server_run(rs, &o);
+    }
     vg_ruleset_unref(rs);
     vg_config_free(&cfg);
+    vg_config_sinks_free(sinks, nsinks);
     return rc;
 }
