@@ -106,6 +106,10 @@ typedef struct vg_sink_type {
     void (*close)(void *self);
 } vg_sink_type;
 
+/* Does the sink take this alert? Its rules filter (rule names or tags;
+ * none: all), and for webhooks its shadow switch. */
+bool vg_sink_wants(const vg_sink_conf *c, const vg_outrec *rec);
+
 /* The sink type called name, or NULL. */
 const vg_sink_type *vg_sink_find(const char *type);
 

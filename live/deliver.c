@@ -140,29 +140,6 @@ vg_deliver_attach(vg_deliver *d, vg_engine *e)
     return VG_OK;
 }
 
-/* Does the sink take alerts of this record (its rules filter, shadow)? */
-static bool
-wanted(const vg_sink_conf *c, const vg_outbox_rec *rec)
-{
-    if (rec->shadow && !c->shadow && strcmp(c->type, "webhook") == 0)
-        return false;
-    if (c->nrules == 0)
-        return true;
-    const char *tags = strstr(rec->json, "\"tags\":[");
-    for (size_t i = 0; i < c->nrules; i++) {
-        if (strcmp(c->rules[i], rec->rule) == 0)
-            return true;
-        if (tags != NULL) { /* a tag: "name" inside the tags array */
-            char q[260];
-            snprintf(q, sizeof q, "\"%s\"", c->rules[i]);
-            const char *hit = strstr(tags, q), *end = strchr(tags, ']');
-            if (hit != NULL && end != NULL && hit < end)
-                return true;
-        }
-    }
-    return false;
-}
-
 static vg_err
 fin_room(run *r, size_t n)
 {
@@ -194,7 +171,9 @@ collect(void *ctx, const vg_outbox_rec *rec)
     vg_deliver *d = ctx;
     run *r = d->cur;
     d->next_seq = rec->seq + 1;
-    if (!wanted(r->conf, rec)) {
+    vg_outrec probe = {
+        .rule = rec->rule, .json = rec->json, .len = rec->len, .shadow = rec->shadow};
+    if (!vg_sink_wants(r->conf, &probe)) {
         r->skipped++;
         if (fin_room(r, (size_t)(rec->seq + 1 - r->cursor)) != VG_OK)
             return false;

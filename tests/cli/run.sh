@@ -292,5 +292,18 @@ grep_in "$tmp/err" "amount '1.005' has more decimals than EUR allows (2)" "the a
 printf 'rule r { where amout > 1 }\n' >"$tmp/bad.vgl"
 expect 1 "replay with rules that do not compile" -- "$vigil" replay --rules "$tmp/bad.vgl" --input "$tmp/g.csv"
 
+# replay --sink: the alerts also go through the config's sinks
+printf 'sinks:\n  - {type: jsonl, path: a.jsonl}\n  - {type: jsonl, path: b.jsonl, rules: [no_such_rule]}\n' >"$tmp/sinks.yaml"
+expect 0 "replay --sink jsonl" -- "$vigil" replay --rules "$top/rules/examples" --input "$tmp/g.csv" \
+    --config "$tmp/sinks.yaml" --sink jsonl --out "$tmp/sink-want.jsonl"
+cmp -s "$tmp/a.jsonl" "$tmp/sink-want.jsonl" && ok || bad "replay --sink jsonl: the file differs from the alerts"
+[ -s "$tmp/a.jsonl" ] && ok || bad "replay --sink jsonl: no alerts to compare"
+[ ! -s "$tmp/b.jsonl" ] && ok || bad "a sink's rules filter let alerts through"
+grep_in "$tmp/err" "sink jsonl:$tmp/a.jsonl: [0-9]* delivered, 0 dead-lettered" "replay --sink counts deliveries"
+expect 64 "--sink without --config" -- "$vigil" replay --rules "$top/rules/examples" --input "$tmp/g.csv" --sink jsonl
+expect 64 "--sink of no such sink" -- "$vigil" replay --rules "$top/rules/examples" --input "$tmp/g.csv" \
+    --config "$tmp/sinks.yaml" --sink webhook
+grep_in "$tmp/err" "has no such sink (its sinks: jsonl:$tmp/a.jsonl jsonl:$tmp/b.jsonl)" "--sink names the sinks there are"
+
 echo "cli: $n checks, $fails failed"
 [ "$fails" -eq 0 ]

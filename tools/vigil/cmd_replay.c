@@ -9,6 +9,7 @@
  */
 #include <getopt.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@
 #include "vg_engine.h"
 #include "vg_input.h"
 #include "vg_rules.h"
+#include "vg_sink.h"
 #include "vg_vm.h"
 
 static void
@@ -60,6 +62,11 @@ replay_usage(FILE *f)
             "      --config FILE    take the decision thresholds (decisions: review_at,\n"
             "                       block_at) and the dedupe horizon from a run config\n"
             "                       (vigil run --help); default review_at 50, block_at 80\n"
+            "      --sink NAME      also deliver the alerts to the config's sink NAME: its\n"
+            "                       type (all sinks of it, like webhook) or its name (type:url\n"
+            "                       or type:path); repeatable; needs --config. Replay waits\n"
+            "                       for the deliveries at the end and counts them; there is\n"
+            "                       no outbox, so what fails is reported, not kept\n"
             "  -q, --quiet          no summary, no progress\n"
             "  -h, --help           show this help and exit\n"
             "\n"
@@ -202,7 +209,132 @@ typedef struct replay {
     uint64_t read, accepted, rejected, dups, fraud, unlabelled;
     char *first_reasons[5];
     size_t nreasons;
+    struct rsink *sinks; /* --sink */
+    size_t nsinks;
+    uint64_t seq;
 } replay;
+
+/* A sink of the run config that replay delivers to (--sink). */
+typedef struct rsink {
+    const vg_sink_conf *conf;
+    const vg_sink_type *type;
+    void *self;
+    pthread_mutex_t mu; /* the counts: done() may come from the sink's thread */
+    uint64_t delivered, dead, refused;
+} rsink;
+
+static void
+rsink_done(void *ctx, uint64_t seq, vg_sink_outcome outcome)
+{
+    rsink *k = ctx;
+    (void)seq;
+    pthread_mutex_lock(&k->mu);
+    if (outcome == VG_SINK_DELIVERED)
+        k->delivered++;
+    else
+        k->dead++;
+    pthread_mutex_unlock(&k->mu);
+}
+
+/* Opens the sinks --sink names (a type, or a sink's name) from the config. */
+static int
+open_sinks(replay *R, const vg_config *cfg, const char *path, const char *const *names, size_t n,
+           vg_sink_conf **confs, size_t *nconfs)
+{
+    if (vg_config_sinks(cfg, path, confs, nconfs, stderr) != VG_OK)
+        return VG_EXIT_CONFIG;
+    if ((R->sinks = calloc(*nconfs ? *nconfs : 1, sizeof *R->sinks)) == NULL)
+        return 1;
+    for (size_t k = 0; k < n; k++) {
+        bool any = false;
+        for (size_t i = 0; i < *nconfs; i++) {
+            const vg_sink_conf *c = &(*confs)[i];
+            if (strcmp(c->type, names[k]) != 0 && strcmp(c->name, names[k]) != 0)
+                continue;
+            any = true;
+            bool open = false;
+            for (size_t j = 0; j < R->nsinks; j++)
+                open = open || R->sinks[j].conf == c;
+            if (open)
+                continue;
+            rsink *s = &R->sinks[R->nsinks];
+            s->conf = c;
+            s->type = vg_sink_find(c->type);
+            char why[400] = "";
+            if (s->type == NULL || s->type->open(c, rsink_done, s, &s->self, why, sizeof why)) {
+                fprintf(stderr, "%s: error: sink %s: %s\n", path, c->name,
+                        why[0] ? why : "no such sink type");
+                return VG_EXIT_CONFIG;
+            }
+            pthread_mutex_init(&s->mu, NULL);
+            R->nsinks++;
+        }
+        if (!any) {
+            fprintf(stderr, "vigil replay: --sink %s: %s has no such sink (its sinks:", names[k],
+                    path);
+            for (size_t i = 0; i < *nconfs; i++)
+                fprintf(stderr, " %s", (*confs)[i].name);
+            fprintf(stderr, ")\n");
+            return VG_EXIT_USAGE;
+        }
+    }
+    return VG_EXIT_OK;
+}
+
+/* Waits for the sinks to finish (retries included) and says how it went. */
+static void
+wait_sinks(replay *R, bool quiet)
+{
+    for (size_t i = 0; i < R->nsinks; i++) {
+        rsink *k = &R->sinks[i];
+        vg_sink_health h = {0};
+        for (;;) { /* as long as it makes progress: a retry schedule can be long */
+            k->type->flush(k->self, 5.0);
+            k->type->health(k->self, &h);
+            if (h.in_flight == 0 || h.disabled)
+                break;
+            if (!quiet)
+                fprintf(stderr, "replay: sink %s: %zu alerts still being delivered...\n",
+                        k->conf->name, h.in_flight);
+        }
+        pthread_mutex_lock(&k->mu);
+        if (!quiet || k->dead + k->refused > 0)
+            fprintf(stderr,
+                    "replay: sink %s: %llu delivered, %llu dead-lettered, %llu refused%s%s\n",
+                    k->conf->name, (unsigned long long)k->delivered, (unsigned long long)k->dead,
+                    (unsigned long long)k->refused, h.last_error[0] ? "; last error: " : "",
+                    h.last_error);
+        pthread_mutex_unlock(&k->mu);
+    }
+}
+
+/* Hands one alert to each sink that wants it, waiting while one is full. */
+static void
+to_sinks(replay *R, const vg_alert *a)
+{
+    char key[1024];
+    size_t kl = a->keylen < sizeof key ? a->keylen : sizeof key - 1;
+    memcpy(key, a->key, kl);
+    key[kl] = '\0';
+    vg_outrec rec = {.seq = R->seq++,
+                     .rule = a->rule->name,
+                     .id = a->id,
+                     .key = key,
+                     .json = a->json,
+                     .len = a->json_len,
+                     .shadow = a->rule->shadow,
+                     .time_ms = a->time_ms};
+    for (size_t i = 0; i < R->nsinks; i++) {
+        rsink *k = &R->sinks[i];
+        if (!vg_sink_wants(k->conf, &rec))
+            continue;
+        vg_err err;
+        while ((err = k->type->deliver(k->self, &rec, 1)) == VG_ELIMIT)
+            k->type->flush(k->self, 0.05);
+        if (err)
+            k->refused++;
+    }
+}
 
 /* Rows read and not yet processed: events are copied out of the reader's
  * buffers (into an arena that does not move during a batch), so the engine
@@ -275,6 +407,8 @@ on_alert(void *ctx, const vg_alert *a)
     if (a->suppressed)
         return;
     R->alerts++;
+    if (R->nsinks > 0)
+        to_sinks(R, a);
     if (fraud_find(F, a->event_id, a->event_id_len) != NULL)
         t->fraud_alerts++;
     if (!R->decisions &&
@@ -570,21 +704,14 @@ int
 cmd_replay(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"rules", required_argument, NULL, 'r'},
-        {"input", required_argument, NULL, 'i'},
-        {"format", required_argument, NULL, 'f'},
-        {"map", required_argument, NULL, 'm'},
-        {"label", required_argument, NULL, 'l'},
-        {"out", required_argument, NULL, 'o'},
-        {"expect", required_argument, NULL, 'e'},
-        {"quiet", no_argument, NULL, 'q'},
-        {"state", required_argument, NULL, 'S'},
-        {"cache-keys", required_argument, NULL, 'K'},
-        {"decisions", no_argument, NULL, 'D'},
-        {"flush", no_argument, NULL, 'F'},
-        {"config", required_argument, NULL, 'C'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"rules", required_argument, NULL, 'r'},  {"input", required_argument, NULL, 'i'},
+        {"format", required_argument, NULL, 'f'}, {"map", required_argument, NULL, 'm'},
+        {"label", required_argument, NULL, 'l'},  {"out", required_argument, NULL, 'o'},
+        {"expect", required_argument, NULL, 'e'}, {"quiet", no_argument, NULL, 'q'},
+        {"state", required_argument, NULL, 'S'},  {"cache-keys", required_argument, NULL, 'K'},
+        {"decisions", no_argument, NULL, 'D'},    {"flush", no_argument, NULL, 'F'},
+        {"config", required_argument, NULL, 'C'}, {"sink", required_argument, NULL, 'k'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
     };
     const char *rules[64];
     size_t nrules = 0;
@@ -592,6 +719,8 @@ cmd_replay(int argc, char **argv)
                *expect = NULL, *state = NULL;
     bool quiet = false, decisions = false, flush = false;
     const char *config = NULL;
+    const char *sinknames[16];
+    size_t nsinknames = 0;
     size_t cache_keys = 0;
     char *end;
     int c;
@@ -615,6 +744,11 @@ cmd_replay(int argc, char **argv)
         case 'D': decisions = true; break;
         case 'F': flush = true; break;
         case 'C': config = optarg; break;
+        case 'k':
+            if (nsinknames == 16)
+                return cli_usage_error("replay", "at most 16 --sink options");
+            sinknames[nsinknames++] = optarg;
+            break;
         case 'K':
             cache_keys = strtoull(optarg, &end, 10);
             if (*end || cache_keys < 1)
@@ -633,6 +767,8 @@ cmd_replay(int argc, char **argv)
         return cli_usage_error("replay", "no rules: give --rules FILE_OR_FOLDER");
     if (input == NULL)
         return cli_usage_error("replay", "no events: give --input FILE");
+    if (nsinknames > 0 && config == NULL)
+        return cli_usage_error("replay", "--sink names a sink of a run config: give --config FILE");
     vg_format fmt = VG_FMT_AUTO;
     if (format != NULL && (fmt = vg_format_parse(format)) == VG_FMT_AUTO)
         return cli_usage_error("replay", "--format takes csv, jsonl or pb, not '%s'", format);
@@ -663,23 +799,30 @@ cmd_replay(int argc, char **argv)
     vg_ruleset *rs = NULL;
     vg_engine *eng = NULL;
     vg_reader *rd = NULL;
+    char why[256];
     replay R = {.out = stdout, .review_at = cfg.review_at, .block_at = cfg.block_at};
     int64_t horizon_ms = cfg.dedupe_horizon_ms;
-    vg_config_free(&cfg);
     char **want = NULL;
     size_t nwant = 0;
+    vg_sink_conf *sinkconfs = NULL; /* they point into cfg: freed last */
+    size_t nsinkconfs = 0;
+    if (nsinknames > 0 && (rc = open_sinks(&R, &cfg, config, sinknames, nsinknames, &sinkconfs,
+                                           &nsinkconfs)) != VG_EXIT_OK)
+        goto done;
     unsigned nerr = 0;
     vg_compile_opts copts = {.diag = cli_print_diag};
     vg_err err = vg_ruleset_compile(rules, nrules, &copts, &nerr, &rs);
     if (err == VG_ECOMPILE) {
         vg_diag_summary(stderr, nerr);
-        return VG_EXIT_RULES;
+        rc = VG_EXIT_RULES;
+        goto done;
     }
-    if (err)
-        return err == VG_ENOMEM ? VG_EXIT_RULES : VG_EXIT_NOINPUT;
+    if (err) {
+        rc = err == VG_ENOMEM ? VG_EXIT_RULES : VG_EXIT_NOINPUT;
+        goto done;
+    }
     if (expect != NULL && (rc = read_expect(expect, &want, &nwant)) != VG_EXIT_OK)
         goto done;
-    char why[256];
     unsigned map_errors = 0;
     bool map_failed = false;
     vg_reader_opts ropts = {.format = fmt,
@@ -772,6 +915,8 @@ cmd_replay(int argc, char **argv)
         fprintf(stderr, "vigil replay: out of memory firing the pending deadlines\n");
         rc = 1;
     }
+    if (R.nsinks > 0)
+        wait_sinks(&R, quiet);
     double dt = now_s() - t0;
     if (tty && dt > 0.5)
         show_progress(rd, R.read, t0, true);
@@ -884,5 +1029,12 @@ done:
         rc = 1;
     }
     vg_ruleset_unref(rs);
+    for (size_t i = 0; i < R.nsinks; i++) {
+        R.sinks[i].type->close(R.sinks[i].self);
+        pthread_mutex_destroy(&R.sinks[i].mu);
+    }
+    free(R.sinks);
+    vg_config_sinks_free(sinkconfs, nsinkconfs);
+    vg_config_free(&cfg);
     return rc;
 }
