@@ -415,6 +415,22 @@ vg_engine_logpos(const vg_engine *e)
 }
 
 vg_err
+vg_engine_advance(vg_engine *e, int64_t t, vg_alert_fn fn, void *ctx)
+{
+    if (!e->have_clock || t <= e->clock)
+        return VG_OK;
+    e->clock = t;
+    return e->ntimers > 0 ? pattern_fire(e, t, fn, ctx) : VG_OK;
+}
+
+bool
+vg_engine_clock(const vg_engine *e, int64_t *t)
+{
+    *t = e->clock;
+    return e->have_clock;
+}
+
+vg_err
 vg_engine_finish(vg_engine *e, vg_alert_fn fn, void *ctx)
 {
     return pattern_fire(e, INT64_MAX, fn, ctx);

@@ -647,6 +647,12 @@ fire(vg_engine *e, const ptimer *t, vg_alert_fn fn, void *fctx)
     return err;
 }
 
+int64_t
+vg_engine_next_deadline(const vg_engine *e)
+{
+    return e->ntimers > 0 ? e->timers[0].deadline : INT64_MAX;
+}
+
 vg_err
 pattern_fire(vg_engine *e, int64_t t, vg_alert_fn fn, void *fctx)
 {

@@ -100,6 +100,15 @@ vg_err vg_engine_prepare(vg_engine *e, const vg_event *const *evs, size_t n);
 vg_err vg_engine_process(vg_engine *e, const vg_event *ev, vg_alert_fn fn, void *ctx,
                          vg_outcome *outcome, const char **reason);
 
+/* The live engine's idle_advance: moves the event clock to t when that is
+ * later (never back, and not before the first event) and fires the
+ * deadlines it passes, as an event at t would. */
+vg_err vg_engine_advance(vg_engine *e, int64_t t, vg_alert_fn fn, void *ctx);
+/* The event clock; false before the first accepted event. */
+bool vg_engine_clock(const vg_engine *e, int64_t *t);
+/* The earliest pending trailing-`not` deadline, or INT64_MAX. */
+int64_t vg_engine_next_deadline(const vg_engine *e);
+
 /* At the end of a replay (--flush): fires every pending trailing `not`
  * deadline, earliest first, as if time had passed them all. */
 vg_err vg_engine_finish(vg_engine *e, vg_alert_fn fn, void *ctx);

@@ -331,16 +331,8 @@ vg_err
 vg_config_check(const vg_config *c, FILE *err, const char *path)
 {
     bool bad = false;
-    if (c->stream) {
-        fprintf(err, "%s: error: stream: the PULL endpoint is not in this version\n", path);
-        bad = true;
-    }
     if (c->tls_cert || c->tls_key || c->tls_ca) {
         fprintf(err, "%s: error: tls: TLS is not in this version\n", path);
-        bad = true;
-    }
-    if (c->idle_advance) {
-        fprintf(err, "%s: error: idle_advance: not in this version\n", path);
         bad = true;
     }
     for (unsigned i = 0; i < c->nsinks; i++) {

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <nng/nng.h>
+#include <nng/protocol/pipeline0/pull.h>
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/supplemental/util/platform.h>
 #include <pthread.h>
@@ -80,6 +81,7 @@ typedef struct req {
     nng_msg *msg;     /* the request, while queued */
     vg_buf reply;     /* the encoded reply, until sent */
     size_t nevents;   /* in the request (metrics) */
+    bool pull;        /* from the PULL socket: no reply */
     struct req *next; /* in the queue */
 } req;
 
@@ -90,6 +92,15 @@ struct server {
     vg_log *log;
     nng_socket sock;
     req reqs[NCTX];
+    nng_socket pull;       /* the optional fire-and-forget endpoint */
+    req puller;            /* its one receive: one at a time keeps the producers' order */
+    uint64_t pull_batches; /* under mu */
+    /* idle_advance: the event clock and the monotonic time when an event
+     * last moved it */
+    int64_t tick_clock;
+    double tick_at;
+    uint64_t tick_events; /* S->events then */
+    uint64_t ticks;
     pthread_mutex_t mu;
     pthread_cond_t cv;
     req *head, *tail; /* queued requests */
@@ -358,6 +369,47 @@ reply_error(req *r, const char *why)
     if (vg_reply_encode(&rep, &r->reply) != VG_OK)
         r->reply.len = 0;
     send_reply(r);
+}
+
+/* A PULL message: queued like a request (in a request of its own, freed
+ * after its group), then the next one is received at once, unless the engine
+ * stops or is full: then PUSH producers block rather than lose events. One
+ * receive at a time keeps the order they were sent in. */
+static void
+pull_cb(void *arg)
+{
+    req *r = arg;
+    server *S = r->S;
+    int rv = nng_aio_result(r->aio);
+    if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
+        return;
+    if (rv != 0) {
+        nng_recv_aio(S->pull, r->aio);
+        return;
+    }
+    nng_msg *msg = nng_aio_get_msg(r->aio);
+    req *q = calloc(1, sizeof *q);
+    if (q == NULL) { /* no memory: this one is lost, as a fire-and-forget send may be */
+        nng_msg_free(msg);
+        nng_recv_aio(S->pull, r->aio);
+        return;
+    }
+    q->S = S;
+    q->pull = true;
+    q->msg = msg;
+    q->state = REQ_QUEUED;
+    pthread_mutex_lock(&S->mu);
+    if (S->tail)
+        S->tail->next = q;
+    else
+        S->head = q;
+    S->tail = q;
+    S->pull_batches++;
+    bool go = !S->stopping && !S->full;
+    pthread_cond_signal(&S->cv);
+    pthread_mutex_unlock(&S->mu);
+    if (go)
+        nng_recv_aio(S->pull, r->aio);
 }
 
 static void
@@ -735,6 +787,57 @@ switch_rules(server *S, vg_ruleset *rs)
     return VG_OK;
 }
 
+/* A tick record of the event log: the event clock moved to t with no event
+ * (idle_advance). Events are records that begin with their length, never 0. */
+#define TICK_LEN 10
+static void
+tick_record(int64_t t, uint8_t rec[TICK_LEN])
+{
+    rec[0] = 0;
+    rec[1] = 'T';
+    memcpy(rec + 2, &t, 8);
+}
+
+/* idle_advance (SPEC §5): the event clock moves on by the wall time since an
+ * event last moved it, never past the wall clock, so trailing-`not`
+ * deadlines fire on a quiet stream. A move that fires a deadline is a record
+ * of the event log, made durable before it happens, so recovery moves the
+ * clock at the same place among the events and the alerts keep their ids. */
+static vg_err
+idle_tick(server *S)
+{
+    int64_t clock;
+    if (!vg_engine_clock(S->eng, &clock))
+        return VG_OK;
+    double now = now_s();
+    if (S->events != S->tick_events || S->tick_at == 0) { /* events came: count from here */
+        S->tick_events = S->events;
+        S->tick_clock = clock;
+        S->tick_at = now;
+        return VG_OK;
+    }
+    double target = (double)S->tick_clock + (now - S->tick_at) * 1000.0, wall = now_wall_ms();
+    int64_t t = (int64_t)(target < wall ? target : wall);
+    if (t <= clock || vg_engine_next_deadline(S->eng) >= t)
+        return VG_OK; /* nothing would fire: no need to say so in the log */
+    uint8_t rec[TICK_LEN];
+    tick_record(t, rec);
+    int64_t pos;
+    vg_err err = vg_log_add(S->log, rec, sizeof rec, &pos);
+    if (err == VG_OK)
+        err = vg_log_commit(S->log);
+    if (err)
+        return err;
+    vg_engine_set_logpos(S->eng, vg_log_next(S->log));
+    err = vg_engine_advance(S->eng, t, on_alert, S);
+    if (err == VG_OK && S->failed)
+        err = VG_ENOMEM;
+    if (err == VG_OK)
+        err = vg_deliver_step(S->dl, S->eng);
+    S->ticks++;
+    return err;
+}
+
 static void *
 engine_main(void *arg)
 {
@@ -808,7 +911,12 @@ engine_main(void *arg)
         publish(S, nreq < NCTX ? nreq : NCTX, sizes, t1 - t0, t2 - t1);
         for (req *r = group, *next; r != NULL; r = next) {
             next = r->next;
-            if (err)
+            if (r->pull) {
+                if (err)
+                    say(S, "a PULL batch was not taken (the event log failed)");
+                vg_buf_free(&r->reply);
+                free(r);
+            } else if (err)
                 reply_error(r, "the engine could not take the batch (its event log or memory "
                                "failed); send again later");
             else
@@ -818,6 +926,16 @@ engine_main(void *arg)
             /* state may now hold events the log does not: stop, and let the
              * restart recover from the checkpoint and the log */
             say(S, "stopping: %s", vg_strerror(err));
+            pthread_mutex_lock(&S->mu);
+            S->failed = true;
+            S->busy = false;
+            pthread_cond_broadcast(&S->cv);
+            pthread_mutex_unlock(&S->mu);
+            kill(getpid(), SIGTERM);
+            break;
+        }
+        if (S->o->idle_advance && (err = idle_tick(S)) != VG_OK) {
+            say(S, "stopping: moving the event clock (idle_advance) failed: %s", vg_strerror(err));
             pthread_mutex_lock(&S->mu);
             S->failed = true;
             S->busy = false;
@@ -854,6 +972,11 @@ recover_one(void *ctx, int64_t pos, const uint8_t *rec, size_t len)
 {
     recovery *R = ctx;
     (void)pos;
+    if (len == TICK_LEN && rec[0] == 0 && rec[1] == 'T') { /* idle_advance moved the clock */
+        int64_t t;
+        memcpy(&t, rec + 2, 8);
+        return vg_engine_advance(R->S->eng, t, on_alert, R->S);
+    }
     /* a record is an Event as the delimited format writes it: skip the
      * length prefix */
     size_t k = 0;
@@ -971,6 +1094,20 @@ vg_server_run(vg_ruleset *rs, const vg_server_opts *opts)
             goto done;
         }
     }
+    if (o.stream_url != NULL && o.stream_url[0] != '\0') {
+        if ((rv = nng_pull0_open(&S->pull)) != 0 ||
+            (rv = nng_socket_set_size(S->pull, NNG_OPT_RECVMAXSZ, 2 * o.max_message_bytes)) != 0 ||
+            (rv = nng_listen(S->pull, o.stream_url, NULL, 0)) != 0) {
+            say(S, "can't listen on %s (stream): %s", o.stream_url, nng_strerror(rv));
+            goto done;
+        }
+        S->puller.S = S;
+        S->puller.pull = true;
+        if ((rv = nng_aio_alloc(&S->puller.aio, pull_cb, &S->puller)) != 0) {
+            say(S, "can't start: %s", nng_strerror(rv));
+            goto done;
+        }
+    }
     if (pthread_create(&th, NULL, engine_main, S) != 0) {
         say(S, "can't start the engine thread");
         goto done;
@@ -989,8 +1126,10 @@ vg_server_run(vg_ruleset *rs, const vg_server_opts *opts)
     pthread_mutex_unlock(&S->mu);
     for (int i = 0; i < NCTX; i++)
         nng_ctx_recv(S->reqs[i].ctx, S->reqs[i].aio);
-    say(S, "ready: %zu rules, ingest on %s, state in %s", vg_ruleset_nrules(rs), o.ingest_url,
-        o.state_dir);
+    if (S->pull.id != 0)
+        nng_recv_aio(S->pull, S->puller.aio);
+    say(S, "ready: %zu rules, ingest on %s%s%s, state in %s", vg_ruleset_nrules(rs), o.ingest_url,
+        S->pull.id != 0 ? ", stream on " : "", S->pull.id != 0 ? o.stream_url : "", o.state_dir);
     for (;;) {
         int sig = 0;
         if (sigwait(&sigs, &sig) != 0)
@@ -1013,10 +1152,12 @@ vg_server_run(vg_ruleset *rs, const vg_server_opts *opts)
         break;
     }
     say(S, "stopping: no new batches; finishing those in flight");
+    if (S->pull.id != 0) /* nothing more from it; what it queued is processed */
+        nng_close(S->pull);
     pthread_mutex_lock(&S->mu);
     S->stopping = true;
     pthread_cond_broadcast(&S->cv);
-    while (S->head != NULL || S->busy)
+    while ((S->head != NULL && !S->failed) || S->busy) /* failed: the thread is gone */
         pthread_cond_wait(&S->cv, &S->mu);
     pthread_mutex_unlock(&S->mu);
     /* let the last replies leave */
@@ -1037,6 +1178,8 @@ done:
     vg_admin_stop(S->admin);
     if (S->sock.id != 0)
         nng_close(S->sock);
+    if (S->pull.id != 0)
+        nng_close(S->pull);
     if (started)
         pthread_join(th, NULL);
     for (int i = 0; i < NCTX; i++) {
@@ -1044,6 +1187,17 @@ done:
             nng_aio_free(S->reqs[i].aio);
         vg_buf_free(&S->reqs[i].reply);
     }
+    if (S->puller.aio)
+        nng_aio_free(S->puller.aio);
+    for (req *r = S->head, *next; r != NULL; r = next) { /* left by a failure */
+        next = r->next;
+        nng_msg_free(r->msg);
+        if (r->pull) {
+            vg_buf_free(&r->reply);
+            free(r);
+        }
+    }
+    S->head = S->tail = NULL;
     if (S->eng != NULL && S->log != NULL && S->dl != NULL && !S->failed && rc == 0) {
         /* the sinks finish what they can; the rest stays in the outbox */
         if (vg_deliver_drain(S->dl, S->eng, 5.0) == VG_ELIMIT)

@@ -31,6 +31,13 @@ run_usage(FILE *f)
                "  -s, --state DIR        LMDB state and event log (default: vigil-data)\n"
                "  -i, --ingest URL       the REP endpoint for EventBatch requests, tcp:// or\n"
                "                         ipc:// (default: tcp://127.0.0.1:7470)\n"
+               "      --stream URL       also take EventBatch messages on a PULL endpoint, for\n"
+               "                         fire-and-forget producers (PUSH; no reply, no ack;\n"
+               "                         default: none)\n"
+               "      --idle-advance     let the event clock follow the wall clock while no\n"
+               "                         event comes, so trailing `not` deadlines fire on a\n"
+               "                         quiet stream (config idle_advance; off by default:\n"
+               "                         replay never does it, so live then differs)\n"
                "      --http ADDR        serve /metrics, /healthz and /readyz on host:port\n"
                "                         (default: 127.0.0.1:7471; none: not at all)\n"
                "      --max-message N    the largest request in bytes (default: 16777216)\n"
@@ -98,13 +105,15 @@ cmd_run(int argc, char **argv)
         {"cache-keys", required_argument, NULL, 'K'},
         {"check-config", no_argument, NULL, 'X'},
         {"http", required_argument, NULL, 'H'},
+        {"stream", required_argument, NULL, 'P'},
+        {"idle-advance", no_argument, NULL, 'A'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *rules[256];
     size_t nrules = 0;
-    const char *config = NULL, *state = NULL, *ingest = NULL, *http = NULL;
-    bool check_only = false;
+    const char *config = NULL, *state = NULL, *ingest = NULL, *http = NULL, *stream = NULL;
+    bool check_only = false, idle_advance = false;
     size_t max_message = 0;
     vg_server_opts o = {.state_dir = "vigil-data",
                         .ingest_url = "tcp://127.0.0.1:7470",
@@ -140,6 +149,8 @@ cmd_run(int argc, char **argv)
         case 'c': config = optarg; break;
         case 'X': check_only = true; break;
         case 'H': http = optarg; break;
+        case 'P': stream = optarg; break;
+        case 'A': idle_advance = true; break;
         case 'h': run_usage(stdout); return VG_EXIT_OK;
         default: return cli_usage_error("run", "unknown option");
         }
@@ -168,6 +179,8 @@ cmd_run(int argc, char **argv)
     o.nsinks = nsinks;
     o.state_dir = state ? state : cfg.state ? cfg.state : o.state_dir;
     o.ingest_url = ingest ? ingest : cfg.ingest ? cfg.ingest : o.ingest_url;
+    o.stream_url = stream ? stream : cfg.stream;
+    o.idle_advance = idle_advance || cfg.idle_advance;
     o.http = http ? http : cfg.http ? cfg.http : "127.0.0.1:7471";
     if (strcmp(o.http, "none") == 0)
         o.http = "";
@@ -206,9 +219,10 @@ cmd_run(int argc, char **argv)
             rc = VG_EXIT_CONFIG;
         } else {
             vg_deliver_close(d);
-            printf("ok: %s; %zu rules; state in %s; ingest on %s; %zu sinks\n",
+            printf("ok: %s; %zu rules; state in %s; ingest on %s%s%s; %zu sinks\n",
                    config ? config : "the built-in defaults", vg_ruleset_nrules(rs), o.state_dir,
-                   o.ingest_url, nsinks ? nsinks : 1);
+                   o.ingest_url, o.stream_url ? ", stream on " : "",
+                   o.stream_url ? o.stream_url : "", nsinks ? nsinks : 1);
         }
     } else {
         rc = vg_server_run(rs, &o);

@@ -5,6 +5,7 @@
 #include <getopt.h>
 #include <nng/nng.h>
 #include <pthread.h>
+#include <nng/protocol/pipeline0/push.h>
 #include <nng/protocol/reqrep0/req.h>
 #include <nng/supplemental/util/platform.h>
 #include <stdio.h>
@@ -40,10 +41,17 @@ send_usage(FILE *f)
                "      --timeout SEC    give up on a batch not acked after SEC seconds of\n"
                "                       retrying (default 60); a batch is resent after 5 s\n"
                "                       without a reply, harmlessly: the engine dedupes ids\n"
+               "      --push           fire and forget: send to the engine's PULL endpoint\n"
+               "                       (vigil run --stream URL) without waiting for acks;\n"
+               "                       nothing says what became of the events (see the\n"
+               "                       engine's /metrics)\n"
                "  -q, --quiet          no summary, no progress\n"
                "  -h, --help           show this help and exit\n"
                "\n"
-               "Exit status: 0 every batch acked (rejected events included), 64 usage error,\n"
+               "An engine that is not up yet is waited for, up to --timeout.\n"
+               "\n"
+               "Exit status: 0 every batch acked (rejected events included), 1 the engine\n"
+               "refused a batch for good (too big: use a smaller --batch), 64 usage error,\n"
                "65 an input not of its format, 66 a file that cannot be opened, 69 the engine\n"
                "cannot be reached or stops acking.\n");
 }
@@ -71,6 +79,7 @@ typedef struct sender {
     size_t *offs; /* where each event's strings start in the arena */
     uint64_t sent, acked, dups, rejected;
     bool refused; /* under mu: a batch was refused for good (too big) */
+    bool push;    /* --push: a PUSH socket, no replies */
     char *reasons[5];
     size_t nreasons;
     /* --inflight N > 1: encoded batches for N worker threads, each with its
@@ -134,6 +143,16 @@ static vg_err
 deliver(sender *S, nng_ctx *ctx, nng_aio *aio, const vg_buf *msg, const uint64_t *lines, size_t n)
 {
     double t0 = now_s();
+    if (S->push) { /* fire and forget: sent is all there is to know */
+        int rv;
+        while ((rv = nng_send(S->sock, msg->data, msg->len, 0)) == NNG_ETIMEDOUT)
+            if (now_s() - t0 > S->timeout)
+                return VG_EIO;
+        if (rv != 0)
+            return VG_EIO;
+        S->sent += n;
+        return VG_OK;
+    }
     for (;;) {
         void *buf = NULL;
         size_t len = 0;
@@ -356,23 +375,19 @@ int
 cmd_send(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"to", required_argument, NULL, 't'},
-        {"input", required_argument, NULL, 'i'},
-        {"format", required_argument, NULL, 'f'},
-        {"map", required_argument, NULL, 'm'},
-        {"batch", required_argument, NULL, 'b'},
-        {"rate", required_argument, NULL, 'R'},
-        {"timeout", required_argument, NULL, 'T'},
-        {"quiet", no_argument, NULL, 'q'},
-        {"inflight", required_argument, NULL, 'I'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"to", required_argument, NULL, 't'},       {"input", required_argument, NULL, 'i'},
+        {"format", required_argument, NULL, 'f'},   {"map", required_argument, NULL, 'm'},
+        {"batch", required_argument, NULL, 'b'},    {"rate", required_argument, NULL, 'R'},
+        {"timeout", required_argument, NULL, 'T'},  {"quiet", no_argument, NULL, 'q'},
+        {"inflight", required_argument, NULL, 'I'}, {"push", no_argument, NULL, 'P'},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
     };
     const char *to = NULL, *input = NULL, *format = NULL, *map = NULL;
     long batch = 256;
     double rate = 0, timeout = 60;
     bool quiet = false;
     long inflight = 1;
+    bool push = false;
     int c;
     char *end;
     optind = 1;
@@ -403,19 +418,22 @@ cmd_send(int argc, char **argv)
                 return cli_usage_error("send", "--inflight wants 1 to 64 batches");
             break;
         case 'q': quiet = true; break;
+        case 'P': push = true; break;
         case 'h': send_usage(stdout); return VG_EXIT_OK;
         default: return cli_usage_error("send", "unknown option");
         }
     }
     if (to == NULL || input == NULL)
         return cli_usage_error("send", "give the engine (--to URL) and the events (--input FILE)");
+    if (push && inflight > 1)
+        return cli_usage_error("send", "--push sends without waiting: --inflight does not apply");
     vg_format fmt = VG_FMT_AUTO;
     if (format != NULL && (fmt = vg_format_parse(format)) == VG_FMT_AUTO)
         return cli_usage_error("send", "--format is csv, jsonl or pb, not '%s'", format);
     if (fmt == VG_FMT_AUTO && vg_format_of_path(input) == VG_FMT_AUTO)
         return cli_usage_error("send", "can't tell the format of '%s' from its name: give --format",
                                input);
-    sender S = {.sc = vg_schema_default(), .input = input, .timeout = timeout};
+    sender S = {.sc = vg_schema_default(), .input = input, .timeout = timeout, .push = push};
     int rc = VG_EXIT_OK;
     char why[512] = "";
     vg_reader *rd = NULL;
@@ -427,11 +445,11 @@ cmd_send(int argc, char **argv)
         return err == VG_EINVAL || err == VG_ECOMPILE ? VG_EXIT_DATAERR : VG_EXIT_NOINPUT;
     }
     int rv;
-    if ((rv = nng_req0_open(&S.sock)) != 0 ||
-        (rv = nng_socket_set_ms(S.sock, NNG_OPT_REQ_RESENDTIME, 5000)) != 0 ||
-        (rv = nng_socket_set_ms(S.sock, NNG_OPT_RECVTIMEO, 5000)) != 0 ||
-        (rv = nng_socket_set_ms(S.sock, NNG_OPT_SENDTIMEO, 5000)) != 0 ||
-        (rv = nng_dial(S.sock, to, NULL, 0)) != 0) {
+    if ((rv = push ? nng_push0_open(&S.sock) : nng_req0_open(&S.sock)) != 0 ||
+        (!push && (rv = nng_socket_set_ms(S.sock, NNG_OPT_REQ_RESENDTIME, 5000)) != 0) ||
+        (!push && (rv = nng_socket_set_ms(S.sock, NNG_OPT_RECVTIMEO, 5000)) != 0) ||
+        (rv = nng_socket_set_ms(S.sock, NNG_OPT_SENDTIMEO, 1000)) != 0 ||
+        (rv = nng_dial(S.sock, to, NULL, NNG_FLAG_NONBLOCK)) != 0) {
         fprintf(stderr, "vigil send: can't reach the engine at %s: %s (is vigil run up?)\n", to,
                 nng_strerror(rv));
         vg_reader_close(rd);
@@ -503,6 +521,12 @@ cmd_send(int argc, char **argv)
                 "they may fit (%llu events were acked before)\n",
                 (unsigned long long)S.acked);
         rc = 1;
+    } else if (err == VG_EIO && S.acked + S.dups + S.rejected == 0 && !push) {
+        fprintf(stderr,
+                "vigil send: no engine answered at %s within %.0f s (is vigil run up, and "
+                "listening there?)\n",
+                to, timeout);
+        rc = VG_EXIT_UNAVAILABLE;
     } else if (err == VG_EIO) {
         fprintf(stderr,
                 "vigil send: the engine at %s did not ack a batch within %.0f s; %llu events "
