@@ -331,10 +331,6 @@ vg_err
 vg_config_check(const vg_config *c, FILE *err, const char *path)
 {
     bool bad = false;
-    if (c->tls_cert || c->tls_key || c->tls_ca) {
-        fprintf(err, "%s: error: tls: TLS is not in this version\n", path);
-        bad = true;
-    }
     for (unsigned i = 0; i < c->nsinks; i++) {
         if (vg_sink_find(c->sinks[i].type) == NULL) {
             fprintf(err, "%s: error: sinks[%u]: no sink type '%s' (there are:", path, i,

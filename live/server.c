@@ -30,6 +30,7 @@
 #include "vg_log.h"
 #include "vg_deliver.h"
 #include "vg_server.h"
+#include "vg_tls.h"
 
 #define NCTX 16
 
@@ -1080,9 +1081,12 @@ vg_server_run(vg_ruleset *rs, const vg_server_opts *opts)
     if ((rv = nng_rep0_open(&S->sock)) != 0 ||
         /* nng drops a bigger message and the connection with it, unanswered;
          * up to twice the limit it is read, answered with an error, counted */
-        (rv = nng_socket_set_size(S->sock, NNG_OPT_RECVMAXSZ, 2 * o.max_message_bytes)) != 0 ||
-        (rv = nng_listen(S->sock, o.ingest_url, NULL, 0)) != 0) {
+        (rv = nng_socket_set_size(S->sock, NNG_OPT_RECVMAXSZ, 2 * o.max_message_bytes)) != 0) {
         say(S, "can't listen on %s: %s", o.ingest_url, nng_strerror(rv));
+        goto done;
+    }
+    if (vg_tls_listen(S->sock, o.ingest_url, &o.tls, why, sizeof why) != VG_OK) {
+        say(S, "%s", why);
         goto done;
     }
     for (int i = 0; i < NCTX; i++) {
@@ -1096,9 +1100,12 @@ vg_server_run(vg_ruleset *rs, const vg_server_opts *opts)
     }
     if (o.stream_url != NULL && o.stream_url[0] != '\0') {
         if ((rv = nng_pull0_open(&S->pull)) != 0 ||
-            (rv = nng_socket_set_size(S->pull, NNG_OPT_RECVMAXSZ, 2 * o.max_message_bytes)) != 0 ||
-            (rv = nng_listen(S->pull, o.stream_url, NULL, 0)) != 0) {
+            (rv = nng_socket_set_size(S->pull, NNG_OPT_RECVMAXSZ, 2 * o.max_message_bytes)) != 0) {
             say(S, "can't listen on %s (stream): %s", o.stream_url, nng_strerror(rv));
+            goto done;
+        }
+        if (vg_tls_listen(S->pull, o.stream_url, &o.tls, why, sizeof why) != VG_OK) {
+            say(S, "%s (stream)", why);
             goto done;
         }
         S->puller.S = S;

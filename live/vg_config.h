@@ -2,8 +2,7 @@
  * vg_config.h - the run config (SPEC §5): a YAML file, every key optional,
  * read with libcyaml. Unknown keys and values of the wrong type are errors
  * that name the line; relative paths are taken from the config file's
- * folder. Values this version cannot act on yet (TLS) are reported by
- * vg_config_check().
+ * folder. vg_config_check() reports what cannot work (an unknown sink type).
  */
 #ifndef VG_CONFIG_H
 #define VG_CONFIG_H

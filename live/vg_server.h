@@ -15,12 +15,14 @@
 
 #include "vg_engine.h"
 #include "vg_sink.h"
+#include "vg_tls.h"
 
 typedef struct vg_server_opts {
     const char *state_dir;        /* LMDB state and the event log (log/) */
     const char *ingest_url;       /* the REP endpoint */
     const char *stream_url;       /* the PULL endpoint (fire-and-forget); NULL or "": none */
     bool idle_advance;            /* the event clock follows the wall clock on a quiet stream */
+    vg_tls_files tls;             /* for tls+tcp:// endpoints */
     const char *http;             /* /metrics /healthz /readyz on host:port; NULL or "": none */
     size_t max_message_bytes;     /* one request at most; 0 means 16 MiB */
     double checkpoint_s;          /* seconds between checkpoints; 0 means 30 */

@@ -8,7 +8,7 @@ pkgs="build-essential cmake pkg-config git python3
       clang libclang-rt-14-dev clang-format
       protobuf-c-compiler libprotobuf-c-dev
       libpcre2-dev libssl-dev libjansson-dev liblmdb-dev
-      libnng-dev libmbedtls-dev libcyaml-dev libcurl4-openssl-dev
+      libnng-dev libmbedtls-dev libcyaml-dev libcurl4-openssl-dev openssl
       libcmocka-dev"
 
 missing=""

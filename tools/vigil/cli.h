@@ -30,6 +30,27 @@ int cli_color(const char *when);
 struct vg_diag;
 void cli_print_diag(void *ctx, const struct vg_diag *d);
 
+/* --tls-ca, --tls-cert, --tls-key, --tls-server-name: how vigil send and
+ * vigil score reach a tls+tcp:// engine (getopt codes 1001-1004). */
+#define CLI_TLS_OPTIONS                                                                            \
+    {"tls-ca", required_argument, NULL, 1001}, {"tls-cert", required_argument, NULL, 1002},        \
+        {"tls-key", required_argument, NULL, 1003},                                                \
+    {                                                                                              \
+        "tls-server-name", required_argument, NULL, 1004                                           \
+    }
+#define CLI_TLS_HELP                                                                               \
+    "      --tls-ca FILE    for tls+tcp:// URLs: the CA (PEM) that signed the engine's\n"          \
+    "                       certificate\n"                                                         \
+    "      --tls-cert FILE, --tls-key FILE\n"                                                      \
+    "                       this client's certificate and key (PEM), when the engine\n"            \
+    "                       asks for one (mutual TLS: its config has tls.ca)\n"                    \
+    "      --tls-server-name NAME\n"                                                               \
+    "                       the name the engine's certificate must carry (default: the\n"          \
+    "                       URL's host)\n"
+struct vg_tls_files;
+/* Takes a TLS option (codes 1001-1004) into *t: true when c was one. */
+bool cli_tls_option(int c, const char *arg, struct vg_tls_files *t);
+
 int cmd_check(int argc, char **argv);
 int cmd_replay(int argc, char **argv);
 int cmd_gen(int argc, char **argv);

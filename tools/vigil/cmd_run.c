@@ -181,6 +181,7 @@ cmd_run(int argc, char **argv)
     o.ingest_url = ingest ? ingest : cfg.ingest ? cfg.ingest : o.ingest_url;
     o.stream_url = stream ? stream : cfg.stream;
     o.idle_advance = idle_advance || cfg.idle_advance;
+    o.tls = (vg_tls_files){.cert = cfg.tls_cert, .key = cfg.tls_key, .ca = cfg.tls_ca};
     o.http = http ? http : cfg.http ? cfg.http : "127.0.0.1:7471";
     if (strcmp(o.http, "none") == 0)
         o.http = "";

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "vg_tls.h"
 #include "vg_input.h"
 
 static void
@@ -27,7 +28,7 @@ score_usage(FILE *f)
                "\n"
                "Options:\n"
                "  -t, --to URL       the engine's ingest endpoint (like tcp://127.0.0.1:7470)\n"
-               "      --timeout SEC  give up after SEC seconds (default 10)\n"
+               "      --timeout SEC  give up after SEC seconds (default 10)\n" CLI_TLS_HELP
                "  -h, --help         show this help and exit\n"
                "\n"
                "Exit status: 0 a decision, 64 usage error, 65 the input is not one event\n"
@@ -41,10 +42,12 @@ cmd_score(int argc, char **argv)
         {"to", required_argument, NULL, 't'},
         {"timeout", required_argument, NULL, 'T'},
         {"help", no_argument, NULL, 'h'},
+        CLI_TLS_OPTIONS,
         {NULL, 0, NULL, 0},
     };
     const char *to = NULL;
     double timeout = 10;
+    vg_tls_files tls = {0};
     int c;
     char *end;
     optind = 1;
@@ -57,7 +60,10 @@ cmd_score(int argc, char **argv)
                 return cli_usage_error("score", "--timeout wants seconds, like 10");
             break;
         case 'h': score_usage(stdout); return VG_EXIT_OK;
-        default: return cli_usage_error("score", "unknown option");
+        default:
+            if (cli_tls_option(c, optarg, &tls))
+                break;
+            return cli_usage_error("score", "unknown option");
         }
     }
     if (to == NULL)
@@ -93,19 +99,22 @@ cmd_score(int argc, char **argv)
     }
     nng_socket sock = NNG_SOCKET_INITIALIZER;
     int rv;
+    vg_err terr = VG_OK;
     void *buf = NULL;
     size_t len = 0;
     if ((rv = nng_req0_open(&sock)) != 0 ||
         (rv = nng_socket_set_ms(sock, NNG_OPT_RECVTIMEO, (nng_duration)(timeout * 1000))) != 0 ||
-        (rv = nng_dial(sock, to, NULL, 0)) != 0 ||
+        (rv = nng_socket_set_ms(sock, NNG_OPT_SENDTIMEO, (nng_duration)(timeout * 1000))) != 0 ||
+        (rv = (terr = vg_tls_dial(sock, to, &tls, why, sizeof why)) == VG_OK ? 0 : -1) != 0 ||
         (rv = nng_send(sock, msg.data, msg.len, 0)) != 0 ||
         (rv = nng_recv(sock, &buf, &len, NNG_FLAG_ALLOC)) != 0) {
-        fprintf(stderr, "vigil score: no answer from the engine at %s: %s (is vigil run up?)\n", to,
-                nng_strerror(rv));
+        if (rv > 0)
+            snprintf(why, sizeof why, "no answer from the engine at %s: %s", to, nng_strerror(rv));
+        fprintf(stderr, "vigil score: %s%s\n", why, terr == VG_EINVAL ? "" : " (is vigil run up?)");
         vg_buf_free(&msg);
         if (sock.id != 0)
             nng_close(sock);
-        return VG_EXIT_UNAVAILABLE;
+        return terr == VG_EINVAL ? VG_EXIT_USAGE : VG_EXIT_UNAVAILABLE;
     }
     vg_buf_free(&msg);
     nng_close(sock);

@@ -15,45 +15,48 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "vg_tls.h"
 #include "vg_input.h"
 
 static void
 send_usage(FILE *f)
 {
-    fprintf(f, "usage: vigil send --to URL --input FILE [options]\n"
-               "\n"
-               "Send historical events to a running engine (vigil run) in batches, waiting for\n"
-               "each batch's ack, and say what became of them: sent, acked (new events taken),\n"
-               "duplicates (ids the engine had seen), rejected (with the first reasons).\n"
-               "\n"
-               "Options:\n"
-               "  -t, --to URL         the engine's ingest endpoint (like tcp://127.0.0.1:7470)\n"
-               "  -i, --input FILE     events: CSV, JSONL or length-delimited protobuf, as for\n"
-               "                       vigil replay ('-' reads standard input)\n"
-               "  -f, --format FMT     csv, jsonl or pb (default: from the file extension)\n"
-               "      --map FILE       CSV only: a map file (see vigil replay --help)\n"
-               "  -b, --batch N        events per batch (default 256)\n"
-               "      --rate N         at most N events per second (default: as fast as acked)\n"
-               "      --inflight N     batches in flight at once (default 1); more is faster,\n"
-               "                       but the engine may then take batches out of file\n"
-               "                       order, so alerts that depend on order may differ from\n"
-               "                       a replay of the file\n"
-               "      --timeout SEC    give up on a batch not acked after SEC seconds of\n"
-               "                       retrying (default 60); a batch is resent after 5 s\n"
-               "                       without a reply, harmlessly: the engine dedupes ids\n"
-               "      --push           fire and forget: send to the engine's PULL endpoint\n"
-               "                       (vigil run --stream URL) without waiting for acks;\n"
-               "                       nothing says what became of the events (see the\n"
-               "                       engine's /metrics)\n"
-               "  -q, --quiet          no summary, no progress\n"
-               "  -h, --help           show this help and exit\n"
-               "\n"
-               "An engine that is not up yet is waited for, up to --timeout.\n"
-               "\n"
-               "Exit status: 0 every batch acked (rejected events included), 1 the engine\n"
-               "refused a batch for good (too big: use a smaller --batch), 64 usage error,\n"
-               "65 an input not of its format, 66 a file that cannot be opened, 69 the engine\n"
-               "cannot be reached or stops acking.\n");
+    fprintf(
+        f,
+        "usage: vigil send --to URL --input FILE [options]\n"
+        "\n"
+        "Send historical events to a running engine (vigil run) in batches, waiting for\n"
+        "each batch's ack, and say what became of them: sent, acked (new events taken),\n"
+        "duplicates (ids the engine had seen), rejected (with the first reasons).\n"
+        "\n"
+        "Options:\n"
+        "  -t, --to URL         the engine's ingest endpoint (like tcp://127.0.0.1:7470)\n"
+        "  -i, --input FILE     events: CSV, JSONL or length-delimited protobuf, as for\n"
+        "                       vigil replay ('-' reads standard input)\n"
+        "  -f, --format FMT     csv, jsonl or pb (default: from the file extension)\n"
+        "      --map FILE       CSV only: a map file (see vigil replay --help)\n"
+        "  -b, --batch N        events per batch (default 256)\n"
+        "      --rate N         at most N events per second (default: as fast as acked)\n"
+        "      --inflight N     batches in flight at once (default 1); more is faster,\n"
+        "                       but the engine may then take batches out of file\n"
+        "                       order, so alerts that depend on order may differ from\n"
+        "                       a replay of the file\n"
+        "      --timeout SEC    give up on a batch not acked after SEC seconds of\n"
+        "                       retrying (default 60); a batch is resent after 5 s\n"
+        "                       without a reply, harmlessly: the engine dedupes ids\n" CLI_TLS_HELP
+        "      --push           fire and forget: send to the engine's PULL endpoint\n"
+        "                       (vigil run --stream URL) without waiting for acks;\n"
+        "                       nothing says what became of the events (see the\n"
+        "                       engine's /metrics)\n"
+        "  -q, --quiet          no summary, no progress\n"
+        "  -h, --help           show this help and exit\n"
+        "\n"
+        "An engine that is not up yet is waited for, up to --timeout.\n"
+        "\n"
+        "Exit status: 0 every batch acked (rejected events included), 1 the engine\n"
+        "refused a batch for good (too big: use a smaller --batch), 64 usage error,\n"
+        "65 an input not of its format, 66 a file that cannot be opened, 69 the engine\n"
+        "cannot be reached or stops acking.\n");
 }
 
 static double
@@ -375,12 +378,19 @@ int
 cmd_send(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"to", required_argument, NULL, 't'},       {"input", required_argument, NULL, 'i'},
-        {"format", required_argument, NULL, 'f'},   {"map", required_argument, NULL, 'm'},
-        {"batch", required_argument, NULL, 'b'},    {"rate", required_argument, NULL, 'R'},
-        {"timeout", required_argument, NULL, 'T'},  {"quiet", no_argument, NULL, 'q'},
-        {"inflight", required_argument, NULL, 'I'}, {"push", no_argument, NULL, 'P'},
-        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+        {"to", required_argument, NULL, 't'},
+        {"input", required_argument, NULL, 'i'},
+        {"format", required_argument, NULL, 'f'},
+        {"map", required_argument, NULL, 'm'},
+        {"batch", required_argument, NULL, 'b'},
+        {"rate", required_argument, NULL, 'R'},
+        {"timeout", required_argument, NULL, 'T'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"inflight", required_argument, NULL, 'I'},
+        {"push", no_argument, NULL, 'P'},
+        {"help", no_argument, NULL, 'h'},
+        CLI_TLS_OPTIONS,
+        {NULL, 0, NULL, 0},
     };
     const char *to = NULL, *input = NULL, *format = NULL, *map = NULL;
     long batch = 256;
@@ -388,6 +398,7 @@ cmd_send(int argc, char **argv)
     bool quiet = false;
     long inflight = 1;
     bool push = false;
+    vg_tls_files tls = {0};
     int c;
     char *end;
     optind = 1;
@@ -420,7 +431,10 @@ cmd_send(int argc, char **argv)
         case 'q': quiet = true; break;
         case 'P': push = true; break;
         case 'h': send_usage(stdout); return VG_EXIT_OK;
-        default: return cli_usage_error("send", "unknown option");
+        default:
+            if (cli_tls_option(c, optarg, &tls))
+                break;
+            return cli_usage_error("send", "unknown option");
         }
     }
     if (to == NULL || input == NULL)
@@ -445,13 +459,20 @@ cmd_send(int argc, char **argv)
         return err == VG_EINVAL || err == VG_ECOMPILE ? VG_EXIT_DATAERR : VG_EXIT_NOINPUT;
     }
     int rv;
+    vg_err terr = VG_OK;
     if ((rv = push ? nng_push0_open(&S.sock) : nng_req0_open(&S.sock)) != 0 ||
         (!push && (rv = nng_socket_set_ms(S.sock, NNG_OPT_REQ_RESENDTIME, 5000)) != 0) ||
         (!push && (rv = nng_socket_set_ms(S.sock, NNG_OPT_RECVTIMEO, 5000)) != 0) ||
         (rv = nng_socket_set_ms(S.sock, NNG_OPT_SENDTIMEO, 1000)) != 0 ||
-        (rv = nng_dial(S.sock, to, NULL, NNG_FLAG_NONBLOCK)) != 0) {
-        fprintf(stderr, "vigil send: can't reach the engine at %s: %s (is vigil run up?)\n", to,
-                nng_strerror(rv));
+        (rv = (terr = vg_tls_dial(S.sock, to, &tls, why, sizeof why)) == VG_OK ? 0 : -1) != 0) {
+        if (rv > 0)
+            snprintf(why, sizeof why, "can't reach the engine at %s: %s", to, nng_strerror(rv));
+        fprintf(stderr, "vigil send: %s%s\n", why, terr == VG_EINVAL ? "" : " (is vigil run up?)");
+        if (terr == VG_EINVAL) { /* the TLS options: what is missing or wrong is said */
+            vg_reader_close(rd);
+            nng_close(S.sock);
+            return VG_EXIT_USAGE;
+        }
         vg_reader_close(rd);
         if (S.sock.id != 0)
             nng_close(S.sock);
@@ -566,4 +587,16 @@ cmd_send(int argc, char **argv)
     pthread_mutex_destroy(&S.mu);
     pthread_cond_destroy(&S.cv);
     return rc;
+}
+
+bool
+cli_tls_option(int c, const char *arg, vg_tls_files *t)
+{
+    switch (c) {
+    case 1001: t->ca = arg; return true;
+    case 1002: t->cert = arg; return true;
+    case 1003: t->key = arg; return true;
+    case 1004: t->server_name = arg; return true;
+    default: return false;
+    }
 }
