@@ -1210,7 +1210,10 @@ done:
         if (vg_deliver_drain(S->dl, S->eng, 5.0) == VG_ELIMIT)
             say(S, "some alerts are not delivered yet: they stay in the outbox for the next "
                    "start (see vigil_outbox_depth)");
-        if ((err = checkpoint(S)) != VG_OK) {
+        if ((err = checkpoint(S)) == VG_ELIMIT) { /* full: the next start recovers from the log */
+            say(S, "the last checkpoint does not fit in state.max_size; the event log keeps "
+                   "everything: restart with a larger max_size");
+        } else if (err != VG_OK) {
             say(S, "the last checkpoint failed: %s (the log keeps everything)", vg_strerror(err));
             rc = 1;
         }

@@ -311,9 +311,13 @@ grep -q "the state is full (state.max_size reached)" "$tmp/err12" && ok || bad "
 fetch /readyz >"$tmp/r12"
 head -1 "$tmp/r12" | grep -q 503 && ok || bad "/readyz while full: $(cat "$tmp/r12")"
 kill -0 "$pid" 2>/dev/null && ok || bad "the engine died when full"
+[ "$(grep -c "did not take a batch" "$tmp/send12")" -le 2 ] && ok ||
+    bad "send repeats the engine's refusal: $(grep -c "did not take a batch" "$tmp/send12") times in 3 s"
 kill -TERM "$pid"
 wait "$pid"
+rc=$?
 pid=""
+[ $rc -eq 0 ] && ok || bad "SIGTERM while full: exit $rc, expected 0: $(tail -2 "$tmp/err12")"
 # a restart with room recovers every acked event from the log
 acked=$(grep -o 'sent, [0-9]* acked' "$tmp/send12" | grep -o '[0-9][0-9]*')
 printf 'rules: %s\nstate: {path: st, max_size: 1GiB}\ningest: %s\nhttp: ""\n' "$rules" "$url" >"$tmp/mf/vigil.yaml"

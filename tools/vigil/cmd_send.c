@@ -142,6 +142,25 @@ exchange(nng_ctx ctx, nng_aio *aio, const vg_buf *msg, nng_msg **reply)
 /* Sends an encoded batch and waits for its ack, resending as needed; the
  * counts go to S (under its mutex when workers share it). Returns VG_OK, or
  * VG_EIO after the timeout (the engine is gone or not acking). */
+/* The engine's reason for not taking a batch: said when it changes, and
+ * every 10 s while it lasts (a full engine refuses every retry). */
+static void
+say_refusal(sender *S, const char *why)
+{
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    static char last[256];
+    static double at;
+    (void)S;
+    pthread_mutex_lock(&mu);
+    double now = now_s();
+    if (strncmp(last, why, sizeof last - 1) != 0 || now - at > 10) {
+        fprintf(stderr, "vigil send: the engine did not take a batch: %s\n", why);
+        snprintf(last, sizeof last, "%s", why);
+        at = now;
+    }
+    pthread_mutex_unlock(&mu);
+}
+
 static vg_err
 deliver(sender *S, nng_ctx *ctx, nng_aio *aio, const vg_buf *msg, const uint64_t *lines, size_t n)
 {
@@ -192,7 +211,7 @@ deliver(sender *S, nng_ctx *ctx, nng_aio *aio, const vg_buf *msg, const uint64_t
             }
             if (e == VG_OK) {
                 bool permanent = rep.permanent;
-                fprintf(stderr, "vigil send: the engine did not take a batch: %s\n", rep.error);
+                say_refusal(S, rep.error);
                 vg_reply_free(&rep);
                 if (permanent) /* the same bytes again would fail again */
                     return VG_ELIMIT;
