@@ -70,6 +70,7 @@ typedef struct metrics {
     uint64_t *alerts, *suppressed; /* by rule */
     histo batch_events, group_seconds, commit_seconds;
     uint64_t map_used, map_size;
+    uint64_t regex_limit_hits;
     int64_t log_position;
     bool ready;
 } metrics;
@@ -98,6 +99,7 @@ struct server {
     uint64_t pull_batches; /* under mu */
     /* idle_advance: the event clock and the monotonic time when an event
      * last moved it */
+    uint64_t regex_hits_before; /* of the engines before a reload */
     int64_t tick_clock;
     double tick_at;
     uint64_t tick_events; /* S->events then */
@@ -182,6 +184,7 @@ publish(server *S, size_t nreq, const size_t *sizes, double group_s, double comm
     }
     m->map_used = used;
     m->map_size = size;
+    m->regex_limit_hits = vg_engine_regex_limit_hits(S->eng) + S->regex_hits_before;
     m->log_position = vg_engine_logpos(S->eng);
     pthread_mutex_unlock(&S->mu);
 }
@@ -253,6 +256,12 @@ metrics_text(void *ctx, vg_buf *b)
                   "\n# HELP vigil_lmdb_map_bytes The LMDB map's size.\n"
                   "# TYPE vigil_lmdb_map_bytes gauge\nvigil_lmdb_map_bytes %" PRIu64 "\n",
                   m->map_used, m->map_size);
+    vg_buf_printf(b,
+                  "# HELP vigil_regex_limit_hits_total Regex matches stopped at their match "
+                  "limit (the value taken as missing).\n"
+                  "# TYPE vigil_regex_limit_hits_total counter\nvigil_regex_limit_hits_total "
+                  "%" PRIu64 "\n",
+                  m->regex_limit_hits);
     vg_buf_printf(b,
                   "# HELP vigil_log_position Events in the event log so far.\n"
                   "# TYPE vigil_log_position gauge\nvigil_log_position %" PRId64 "\n",
@@ -746,6 +755,7 @@ switch_rules(server *S, vg_ruleset *rs)
     if (err)
         return err;
     int64_t pos = vg_engine_logpos(S->eng);
+    S->regex_hits_before += vg_engine_regex_limit_hits(S->eng);
     vg_engine_close(S->eng);
     S->eng = NULL;
     char why[512] = "";

@@ -305,5 +305,18 @@ expect 64 "--sink of no such sink" -- "$vigil" replay --rules "$top/rules/exampl
     --config "$tmp/sinks.yaml" --sink webhook
 grep_in "$tmp/err" "has no such sink (its sinks: jsonl:$tmp/a.jsonl jsonl:$tmp/b.jsonl)" "--sink names the sinks there are"
 
+# regex abuse: a catastrophic pattern over a long field stays within the match
+# limit, is counted, and the replay goes on
+printf 'rule rx {\n  on txn\n  key account_id\n  when merchant_name ~ /(a+)+$/\n}\n' >"$tmp/rx.vgl"
+long=$(head -c 20000 /dev/zero | tr '\0' a)
+printf 'id,time,account_id,amount,currency,merchant_name\n' >"$tmp/rx.csv"
+for k in 1 2 3 4 5; do printf 'rx-%s,2024-05-01T10:00:0%sZ,a,1,EUR,%s!\n' "$k" "$k" "$long" >>"$tmp/rx.csv"; done
+printf 'rx-6,2024-05-01T10:00:06Z,a,1,EUR,aaa\n' >>"$tmp/rx.csv"
+t0=$(date +%s)
+expect 0 "a catastrophic regex" -- "$vigil" replay --rules "$tmp/rx.vgl" --input "$tmp/rx.csv"
+[ $(($(date +%s) - t0)) -lt 10 ] && ok || bad "a catastrophic regex took $(($(date +%s) - t0)) s"
+grep_in "$tmp/err" "5 regex matches stopped at their match limit" "the match limit hits are counted"
+[ "$(wc -l <"$tmp/out")" = 1 ] && ok || bad "the regex rule's one honest match: $(cat "$tmp/out")"
+
 echo "cli: $n checks, $fails failed"
 [ "$fails" -eq 0 ]

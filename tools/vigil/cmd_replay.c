@@ -984,6 +984,13 @@ cmd_replay(int argc, char **argv)
                     "(the lateness the engine keeps)\n",
                     vg_ruleset_rule(rs, i)->name, (unsigned long long)st->late);
     }
+    uint64_t rx = eng ? vg_engine_regex_limit_hits(eng) : 0;
+    if (!quiet && rx > 0)
+        fprintf(stderr,
+                "  note: %llu regex matches stopped at their match limit (the value is taken as "
+                "missing there); a pattern with nested repetition, like (a+)+, is the usual "
+                "cause\n",
+                (unsigned long long)rx);
     if (rc == VG_EXIT_OK && R.read > 0 && R.accepted + R.dups == 0 &&
         vg_reader_syntax_rejects(rd) * 2 > R.read) {
         /* not one event, and most rows not even of the format: the file is
