@@ -31,7 +31,8 @@ typedef struct run {
     doneent *q; /* finished, not yet collected: under d->mu */
     size_t nq, capq;
     uint64_t delivered, dead, skipped;
-    double since; /* when the cursor last moved */
+    uint64_t high; /* one past the highest number ever read: counts each skip once */
+    double since;  /* when the cursor last moved */
 } run;
 
 struct vg_deliver {
@@ -171,10 +172,13 @@ collect(void *ctx, const vg_outbox_rec *rec)
     vg_deliver *d = ctx;
     run *r = d->cur;
     d->next_seq = rec->seq + 1;
+    bool first = rec->seq >= r->high; /* a batch refused is read again */
+    if (first)
+        r->high = rec->seq + 1;
     vg_outrec probe = {
         .rule = rec->rule, .json = rec->json, .len = rec->len, .shadow = rec->shadow};
     if (!vg_sink_wants(r->conf, &probe)) {
-        r->skipped++;
+        r->skipped += first;
         if (fin_room(r, (size_t)(rec->seq + 1 - r->cursor)) != VG_OK)
             return false;
         if (r->offered <= rec->seq)
