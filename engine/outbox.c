@@ -243,7 +243,7 @@ vg_engine_outbox_cursor(vg_engine *e, const char *sink, uint64_t *seq)
         *seq = c->seq;
         return VG_OK;
     }
-    char name[300];
+    char name[VG_SINK_NAME_MAX + 16];
     snprintf(name, sizeof name, "cursor:%s", sink);
     int64_t v = -1;
     vg_err err = store_meta(e->st, name, &v, false);
@@ -273,6 +273,7 @@ vg_engine_outbox_set_cursor(vg_engine *e, const char *sink, uint64_t seq)
 
 typedef struct finder {
     vg_buf *out;
+    uint64_t seq;
     vg_err err;
     bool found;
 } finder;
@@ -281,8 +282,10 @@ static bool
 copy_one(void *ctx, const vg_outbox_rec *r)
 {
     finder *F = ctx;
-    F->found = true;
-    F->err = encode(F->out, r);
+    if (r->seq == F->seq) { /* the first at or after seq must be seq itself */
+        F->found = true;
+        F->err = encode(F->out, r);
+    }
     return false;
 }
 
@@ -291,7 +294,10 @@ vg_engine_outbox_dead(vg_engine *e, const char *sink, uint64_t seq)
 {
     outbox *o = &e->ob;
     size_t start = o->dead.len;
-    uint16_t nl = (uint16_t)strlen(sink);
+    size_t len0 = strlen(sink);
+    if (len0 > VG_SINK_NAME_MAX)
+        return VG_EINVAL;
+    uint16_t nl = (uint16_t)len0;
     vg_err err = vg_buf_append(&o->dead, &nl, 2);
     if (err == VG_OK)
         err = vg_buf_append(&o->dead, sink, nl);
@@ -301,7 +307,7 @@ vg_engine_outbox_dead(vg_engine *e, const char *sink, uint64_t seq)
     uint32_t len = 0;
     if (err == VG_OK)
         err = vg_buf_append(&o->dead, &len, 4);
-    finder F = {&o->dead, VG_OK, false};
+    finder F = {&o->dead, seq, VG_OK, false};
     if (err == VG_OK)
         err = vg_engine_outbox_read(e, seq, copy_one, &F);
     if (err == VG_OK)
@@ -335,8 +341,8 @@ outbox_save(vg_engine *e)
         memcpy(&nl, o->dead.data + at, 2);
         memcpy(&seq, o->dead.data + at + 2 + nl, 8);
         memcpy(&len, o->dead.data + at + 2 + nl + 8, 4);
-        char key[300];
-        size_t kl = nl < 280 ? nl : 280;
+        char key[VG_SINK_NAME_MAX + 16];
+        size_t kl = nl;
         memcpy(key, o->dead.data + at + 2, kl);
         key[kl] = '\0';
         be64(seq, (uint8_t *)key + kl + 1);
@@ -348,7 +354,7 @@ outbox_save(vg_engine *e)
         err = store_meta(e->st, "outseq", &next, true);
     uint64_t low = o->next;
     for (size_t i = 0; i < o->ncur && err == VG_OK; i++) {
-        char name[300];
+        char name[VG_SINK_NAME_MAX + 16];
         snprintf(name, sizeof name, "cursor:%s", o->cur[i].name);
         int64_t v = (int64_t)o->cur[i].seq;
         err = store_meta(e->st, name, &v, true);
@@ -430,7 +436,7 @@ dlq_one(void *ctx, const void *k, size_t klen, const void *v, size_t vlen)
     size_t nl = strnlen(key, klen);
     if (klen != nl + 9)
         return true;
-    char sink[300];
+    char sink[VG_SINK_NAME_MAX + 16];
     snprintf(sink, sizeof sink, "%.*s", (int)nl, key);
     vg_outbox_rec r;
     if (!decode(v, vlen, from_be64((const uint8_t *)key + nl + 1), &r)) {
@@ -451,9 +457,9 @@ vg_dlq_each(vg_dlq *q, vg_dlq_fn fn, void *ctx)
 vg_err
 vg_dlq_remove(vg_dlq *q, const char *sink, uint64_t seq)
 {
-    char key[300];
+    char key[VG_SINK_NAME_MAX + 16];
     size_t kl = strlen(sink);
-    if (kl > 280)
+    if (kl > VG_SINK_NAME_MAX)
         return VG_EINVAL;
     memcpy(key, sink, kl + 1);
     be64(seq, (uint8_t *)key + kl + 1);

@@ -57,10 +57,20 @@ store_open(const char *dir, bool durable, size_t max_bytes, store **out, char *w
     store *s = calloc(1, sizeof *s);
     if (s == NULL)
         return VG_ENOMEM;
-    /* start small (a small address space, valgrind) and grow on demand */
+    /* start small (a small address space, valgrind) and grow on demand; but
+     * never below the file: with MDB_WRITEMAP, LMDB sizes the file to the
+     * map, and a smaller map would cut the file under another process that
+     * has it open (the engine, while vigil dlq looks at its state) */
     size_t map_bytes = (size_t)256 << 20;
     if (map_bytes > max_bytes)
         map_bytes = max_bytes;
+    char path[4096];
+    struct stat sb;
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    if (stat(path, &sb) == 0 && (size_t)sb.st_size > map_bytes)
+        map_bytes = (size_t)sb.st_size;
+    if (map_bytes > max_bytes)
+        max_bytes = map_bytes; /* a state bigger than the limit still opens */
     s->map_bytes = map_bytes;
     s->max_bytes = max_bytes;
     int rc;
@@ -128,12 +138,29 @@ store_close(store *s)
     free(s);
 }
 
+/* Begins a transaction; when another process grew the map, adopts its
+ * size first (MDB_MAP_RESIZED). */
+static int
+begin(store *s, unsigned flags, MDB_txn **txn)
+{
+    int rc = mdb_txn_begin(s->env, NULL, flags, txn);
+    if (rc == MDB_MAP_RESIZED && (rc = mdb_env_set_mapsize(s->env, 0)) == 0) {
+        MDB_envinfo info;
+        mdb_env_info(s->env, &info);
+        s->map_bytes = info.me_mapsize;
+        if (s->map_bytes > s->max_bytes)
+            s->max_bytes = s->map_bytes;
+        rc = mdb_txn_begin(s->env, NULL, flags, txn);
+    }
+    return rc;
+}
+
 static vg_err
 wtxn(store *s)
 {
     if (s->wtxn != NULL)
         return VG_OK;
-    return mdb_err(mdb_txn_begin(s->env, NULL, 0, &s->wtxn));
+    return mdb_err(begin(s, 0, &s->wtxn));
 }
 
 vg_err
@@ -200,7 +227,7 @@ store_get(store *s, const char *ks, const char *key, uint32_t keylen, vg_buf *sc
     state_key(scratch, ks, key, keylen);
     MDB_txn *txn = s->wtxn;
     int rc = 0;
-    if (txn == NULL && (rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn)) != 0)
+    if (txn == NULL && (rc = begin(s, MDB_RDONLY, &txn)) != 0)
         return mdb_err(rc);
     MDB_val k = {scratch->len, scratch->data}, v;
     rc = mdb_get(txn, s->state, &k, &v);
@@ -294,7 +321,7 @@ store_timers(store *s, void (*fn)(void *, const void *, size_t, const void *, si
 {
     MDB_txn *txn = s->wtxn; /* one transaction per thread: the open one, if any */
     int rc = 0;
-    if (txn == NULL && (rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn)) != 0)
+    if (txn == NULL && (rc = begin(s, MDB_RDONLY, &txn)) != 0)
         return mdb_err(rc);
     MDB_cursor *c;
     rc = mdb_cursor_open(txn, s->timers, &c);
@@ -342,7 +369,7 @@ store_scan(store *s, store_db db, const void *from, size_t flen,
 {
     MDB_txn *txn = s->wtxn; /* one transaction per thread: the open one, if any */
     int rc = 0;
-    if (txn == NULL && (rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn)) != 0)
+    if (txn == NULL && (rc = begin(s, MDB_RDONLY, &txn)) != 0)
         return mdb_err(rc);
     MDB_cursor *c = NULL;
     MDB_val k = {flen, (void *)from}, v;
@@ -387,7 +414,7 @@ store_meta(store *s, const char *name, int64_t *value, bool write)
     }
     MDB_txn *txn = s->wtxn;
     int rc = 0;
-    if (txn == NULL && (rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn)) != 0)
+    if (txn == NULL && (rc = begin(s, MDB_RDONLY, &txn)) != 0)
         return mdb_err(rc);
     rc = mdb_get(txn, s->meta, &k, &v);
     if (rc == 0 && v.mv_size == sizeof *value)

@@ -165,6 +165,7 @@ typedef struct vg_outbox_rec {
 typedef bool (*vg_outbox_fn)(void *ctx, const vg_outbox_rec *r);
 
 vg_err vg_engine_outbox_add(vg_engine *e, const vg_alert *a, uint64_t *seq);
+#define VG_SINK_NAME_MAX 480 /* bytes of a sink's name: LMDB keys hold at most 511 */
 uint64_t vg_engine_outbox_end(const vg_engine *e); /* the number the next alert gets */
 /* Calls fn for the records from number from on, in order (from the store,
  * then memory). VG_EINVAL: a stored record is damaged. */

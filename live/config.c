@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "vg_config.h"
+#include "vg_engine.h"
 
 /* What libcyaml loads: strings as written, then checked and converted. */
 typedef struct raw_state {
@@ -504,6 +505,14 @@ vg_config_sinks(const vg_config *c, const char *path, vg_sink_conf **out, size_t
     bool ok = true;
     for (unsigned i = 0; i < c->nsinks; i++)
         ok = sink_conf(&c->sinks[i], i, path, &v[i], err) && ok;
+    for (unsigned i = 0; ok && i < c->nsinks; i++)
+        if (strlen(v[i].name) > VG_SINK_NAME_MAX) {
+            fprintf(err,
+                    "%s: error: sinks[%u]: its name (%.40s...) is over %d bytes: use a "
+                    "shorter url or path\n",
+                    path, i, v[i].name, VG_SINK_NAME_MAX);
+            ok = false;
+        }
     /* two sinks of one name would share a cursor */
     for (unsigned i = 0; ok && i < c->nsinks; i++)
         for (unsigned k = 0; k < i; k++)

@@ -59,8 +59,8 @@ grep_in "$tmp/out" "usage: vigil check" "help for a command"
 expect 0 "check --dump" -- "$vigil" check --dump "$top/rules/examples"
 grep_in "$tmp/out" "^rule velocity_cnp  version [0-9a-f]\{8\}" "--dump names each rule and its version"
 grep_in "$tmp/out" "aggregate 0: count column -1 over 3600000ms" "--dump shows aggregates"
-expect 64 "command not in this version" -- "$vigil" dlq
-grep_in "$tmp/err" "not available in this version" "not-yet command says so plainly"
+expect 64 "dlq without a subcommand" -- "$vigil" dlq
+grep_in "$tmp/err" "give a command: list or resend" "dlq says what it wants"
 expect 64 "check without files" -- "$vigil" check
 expect 64 "check with a bad option" -- "$vigil" check --frob x.vgl
 expect 64 "check with a bad --color" -- "$vigil" check --color=pink x.vgl

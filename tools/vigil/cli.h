@@ -58,6 +58,7 @@ int cmd_run(int argc, char **argv);
 int cmd_send(int argc, char **argv);
 int cmd_score(int argc, char **argv);
 int cmd_listen(int argc, char **argv);
+int cmd_dlq(int argc, char **argv);
 
 #ifndef VG_VERSION
 #define VG_VERSION "0.0.0"

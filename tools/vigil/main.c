@@ -27,11 +27,8 @@ static const command commands[] = {
     {"send", cmd_send, "send a file of events to a running engine, batch by batch"},
     {"score", cmd_score, "one event (JSON on stdin) to a running engine: its decision"},
     {"webhook-listen", cmd_listen, "a local webhook receiver: check signatures, print alerts"},
+    {"dlq", cmd_dlq, "show the dead letters the sinks gave up on, or re-send them"},
 };
-
-/* Commands of SPEC §4 that this version does not have yet. They are named so
- * that a user who reads the spec gets a plain answer, not "unknown command". */
-static const char *const not_yet[] = {"dlq"};
 
 static void
 usage(FILE *f)
@@ -45,9 +42,6 @@ usage(FILE *f)
                "Commands:\n");
     for (size_t i = 0; i < VG_ARRAY_LEN(commands); i++)
         fprintf(f, "  %-15s %s\n", commands[i].name, commands[i].summary);
-    fprintf(f, "\nNot in this version yet:");
-    for (size_t i = 0; i < VG_ARRAY_LEN(not_yet); i++)
-        fprintf(f, " %s%s", not_yet[i], i + 1 < VG_ARRAY_LEN(not_yet) ? "," : "\n");
     fprintf(f, "\n"
                "Options:\n"
                "  -h, --help     show this help and exit\n"
@@ -124,18 +118,9 @@ main(int argc, char **argv)
     for (size_t i = 0; i < VG_ARRAY_LEN(commands); i++)
         if (strcmp(cmd, commands[i].name) == 0)
             return commands[i].run(argc - 1, argv + 1);
-    for (size_t i = 0; i < VG_ARRAY_LEN(not_yet); i++) {
-        if (strcmp(cmd, not_yet[i]) == 0) {
-            fprintf(stderr,
-                    "vigil: '%s' is not available in this version (%s) yet; 'vigil --help' "
-                    "lists what is\n",
-                    cmd, VG_VERSION);
-            return VG_EXIT_USAGE;
-        }
-    }
     if (cmd[0] == '-')
         return cli_usage_error(NULL, "unrecognized option '%s'", cmd);
-    const char *names[VG_ARRAY_LEN(commands) + VG_ARRAY_LEN(not_yet)];
+    const char *names[VG_ARRAY_LEN(commands)];
     size_t n = 0;
     for (size_t i = 0; i < VG_ARRAY_LEN(commands); i++)
         names[n++] = commands[i].name;
