@@ -126,7 +126,7 @@ find_key(const char *path, const char *key, unsigned *line, unsigned *col)
 /* libcyaml says an error, then where in a backtrace ("  in mapping field
  * 'state' (line: 2, column: 8)", innermost first): printed as
  * PATH:LINE:COL: error: what, like a compiler. */
-static void
+static void __attribute__((format(printf, 3, 0)))
 cy_log(cyaml_log_t level, void *ctx, const char *fmt, va_list args)
 {
     logctx *L = ctx;
@@ -204,7 +204,10 @@ parse_size(const char *s, uint64_t *out)
                  {"TiB", 1099511627776.0}};
     for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
         if (strcmp(end, units[i].unit) == 0) {
-            *out = (uint64_t)(v * units[i].mul);
+            double b = v * units[i].mul;
+            if (!(b < 1.8e19)) /* not a size a uint64 holds (inf and nan included) */
+                return false;
+            *out = (uint64_t)b;
             return true;
         }
     }
@@ -226,6 +229,8 @@ parse_duration(const char *s, int64_t *out)
     } units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
     for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
         if (strcmp(end, units[i].unit) == 0) {
+            if (v > INT64_MAX / units[i].ms) /* past any sensible duration */
+                return false;
             *out = v * units[i].ms;
             return true;
         }

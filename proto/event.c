@@ -209,6 +209,7 @@ vg_event_from_pb(const vg_schema *sc, vg_stream_id s, const ProtobufCMessage *m,
     for (size_t i = 0; i < n; i++) {
         const vg_field *f = &fields[i];
         if (f->type == VG_FT_MAP) {
+            ev->v[i] = (vg_value){0}; /* a map is read through attr(), never as a value */
             const ProtobufCFieldDescriptor *fd = f->pb;
             size_t count = *(const size_t *)((const char *)m + fd->quantifier_offset);
             ProtobufCMessage *const *ents =
@@ -481,7 +482,7 @@ convert_events(vg_pb_event *h, const vg_schema *sc, Vigil__V1__Event *const *e, 
             out->bad[i] = "the Event has neither txn nor account set";
             continue;
         }
-        if (vg_event_from_pb(sc, s, m, h->attrs + at, na, &out->ev[i]) != VG_OK)
+        if (vg_event_from_pb(sc, s, m, h->attrs ? h->attrs + at : NULL, na, &out->ev[i]) != VG_OK)
             out->bad[i] = "the event cannot be read";
         at += na;
     }
@@ -692,7 +693,13 @@ pb_set(ProtobufCMessage *m, const vg_field *f, const vg_value *v, unsigned digit
         *(uint32_t *)(base + fd->quantifier_offset) = fd->id;
     double num = v->u.num;
     if (f->flags & VG_FIELD_MONEY)
-        num = (double)llround(num * vg_pow10(digits));
+        num = num * vg_pow10(digits);
+    /* within what every integer type below holds: a cast of a double out of
+     * range is undefined (inputs are checked before; this is the last guard) */
+    if (fd->type != PROTOBUF_C_TYPE_FLOAT && fd->type != PROTOBUF_C_TYPE_DOUBLE)
+        num = !(num == num) ? 0 : num > 9.2e18 ? 9.2e18 : num < -9.2e18 ? -9.2e18 : num;
+    if (f->flags & VG_FIELD_MONEY)
+        num = (double)llround(num);
     switch (fd->type) {
     case PROTOBUF_C_TYPE_INT32:
     case PROTOBUF_C_TYPE_SINT32:

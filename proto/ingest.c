@@ -77,7 +77,7 @@ vg_reply_encode(const vg_reply *r, vg_buf *out)
         dm[i].score = (uint32_t)d->score;
         dm[i].duplicate = d->duplicate;
         dm[i].n_rules = d->nhits;
-        dm[i].rules = hp + h;
+        dm[i].rules = hp ? hp + h : NULL;
         for (size_t k = 0; k < d->nhits && err == VG_OK; k++, h++) {
             const vg_rule_hit *x = &d->hits[k];
             vigil__v1__rule_hit__init(&hm[h]);

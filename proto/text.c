@@ -160,7 +160,10 @@ vg_parse_time(const char *s, size_t len, int64_t *ms)
     if (i == len && i > (s[0] == '-' ? 1u : 0u)) {
         if (len > 18)
             return false;
-        *ms = strtoll(s, NULL, 10);
+        char num[20]; /* the cell only: cells are stored back to back */
+        memcpy(num, s, len);
+        num[len] = '\0';
+        *ms = strtoll(num, NULL, 10);
         return true;
     }
     /* ISO 8601 */

@@ -175,8 +175,8 @@ enum { K_LOGIN = 0, K_PASSWORD_CHANGE, K_DEVICE_CHANGE, K_NEW_PAYEE, K_PAYEE_CON
 static const char *const agents[] = {
     "", "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/124.0 Safari/537.36",
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148",
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4) AppleWebKit/605.1.15 Version/17.4 "
-    "Safari/605.1.15",
+    ("Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4) AppleWebKit/605.1.15 Version/17.4 "
+     "Safari/605.1.15"),
     "python-requests/2.31.0"};
 #define AGENT_SCRIPTED 4
 static const char *const kinds[] = {"login", "password_change", "device_change", "new_payee",
