@@ -79,18 +79,24 @@ hash_bytes(const char *s, size_t n, uint64_t seed)
 static vg_err ids_add_hashed(vg_engine *e, uint64_t h, uint64_t h2, int64_t t, bool saved,
                              bool *dup);
 
+typedef struct idload {
+    vg_engine *e;
+    vg_err err; /* the first failure: the index would miss ids */
+} idload;
+
 /* store_ids() callback: an id of an earlier run, stored as its two hashes */
 static void
 load_id(void *ctx, const char *key, uint32_t len, int64_t t, const uint8_t *dec)
 {
-    vg_engine *e = ctx;
+    idload *L = ctx;
     uint64_t h[2];
     bool dup;
-    if (len != sizeof h)
+    if (len != sizeof h || L->err != VG_OK)
         return;
     memcpy(h, key, sizeof h);
-    if (ids_add_hashed(e, h[0], h[1], t, true, &dup) == VG_OK && e->last_id != NULL)
-        memcpy(e->last_id->dec, dec, 3);
+    L->err = ids_add_hashed(L->e, h[0], h[1], t, true, &dup);
+    if (L->err == VG_OK && L->e->last_id != NULL)
+        memcpy(L->e->last_id->dec, dec, 3);
 }
 
 static void
@@ -186,11 +192,16 @@ vg_engine_open(vg_ruleset *rs, const vg_engine_opts *opts, char *why, size_t why
         const char *tmp = getenv("TMPDIR");
         char path[4096];
         snprintf(path, sizeof path, "%s/vigil-state-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-        if (mkdtemp(path) == NULL || (e->tmpdir = strdup(path)) == NULL) {
+        if (mkdtemp(path) == NULL) {
             snprintf(why, whylen, "can't make a temporary state folder in %s",
                      tmp && *tmp ? tmp : "/tmp");
             vg_engine_close(e);
             return VG_EIO;
+        }
+        if ((e->tmpdir = strdup(path)) == NULL) {
+            rmdir(path);
+            vg_engine_close(e);
+            return VG_ENOMEM;
         }
         dir = e->tmpdir;
     }
@@ -206,9 +217,12 @@ vg_engine_open(vg_ruleset *rs, const vg_engine_opts *opts, char *why, size_t why
             e->clock = clock;
             e->have_clock = true;
         }
+        idload L = {e, VG_OK};
         if (err == VG_OK)
             err =
-                store_ids(e->st, e->have_clock ? e->clock - e->horizon_ms : INT64_MIN, load_id, e);
+                store_ids(e->st, e->have_clock ? e->clock - e->horizon_ms : INT64_MIN, load_id, &L);
+        if (err == VG_OK)
+            err = L.err;
         if (err == VG_OK)
             err = pattern_load(e);
         if (err == VG_OK)
@@ -221,6 +235,10 @@ vg_engine_open(vg_ruleset *rs, const vg_engine_opts *opts, char *why, size_t why
             snprintf(why, whylen, "can't read the state in '%s': %s", dir, vg_strerror(err));
     }
     if (err) {
+        /* closed without the flush of vg_engine_close(): what was read back
+         * may be partial, and must not be written over the state */
+        store_close(e->st);
+        e->st = NULL;
         vg_engine_close(e);
         return err;
     }
@@ -568,12 +586,10 @@ key_find(keyslot *tab, size_t cap, uint64_t h, uint16_t ks, const char *key, uin
     }
 }
 
-static vg_err
-keys_rehash(vg_engine *e, size_t cap)
+/* Moves the key records into tab (cap slots, empty) and frees the old table. */
+static void
+keys_move(vg_engine *e, keyslot *tab, size_t cap)
 {
-    keyslot *tab = table_alloc(cap, sizeof(keyslot));
-    if (tab == NULL)
-        return VG_ENOMEM;
     /* the keys are distinct: each goes to the first free slot of its probe
      * sequence, without touching its record */
     for (size_t i = 0; i < e->capkeys; i++) {
@@ -587,6 +603,15 @@ keys_rehash(vg_engine *e, size_t cap)
     table_free(e->keys, e->capkeys, sizeof(keyslot));
     e->keys = tab;
     e->capkeys = cap;
+}
+
+static vg_err
+keys_rehash(vg_engine *e, size_t cap)
+{
+    keyslot *tab = table_alloc(cap, sizeof(keyslot));
+    if (tab == NULL)
+        return VG_ENOMEM;
+    keys_move(e, tab, cap);
     return VG_OK;
 }
 
@@ -613,21 +638,25 @@ key_get(vg_engine *e, uint16_t ks, const char *key, uint32_t len, uint64_t h)
     k->hash = h;
     k->keyspace = ks;
     k->keylen = len;
-    sl->hash = h;
-    sl->k = k;
-    e->nkeys++;
-    /* not in memory: perhaps written back earlier */
+    /* not in memory: perhaps written back earlier (read before the record
+     * joins the table, so that running out of memory leaves no record that
+     * would shadow the stored one) */
     if (e->st != NULL) {
         bool found = false;
         vg_err err =
             store_get(e->st, vg_ruleset_keyspace(e->rs, ks), key, len, &e->reckey, &e->rec, &found);
         if (err == VG_OK && found)
             err = keyrec_decode(e->slab, k, e->rs, e->nrules, &e->rec);
-        if (err == VG_ENOMEM)
+        if (err == VG_ENOMEM) {
+            keyrec_free(e, k);
             return NULL;
+        }
         /* an unreadable record: the key starts afresh (it is rewritten at flush) */
         k->dirty = err != VG_OK;
     }
+    sl->hash = h;
+    sl->k = k;
+    e->nkeys++;
     return k;
 }
 
@@ -644,6 +673,14 @@ evict(vg_engine *e)
     for (size_t i = 0; i < e->capkeys; i++)
         keep += e->keys[i].hash && e->keys[i].k->touched == e->gen;
     bool all = keep > e->cache_keys / 2;
+    /* the new table first: without it, every key stays (dropping keys from
+     * the old table in place would cut its probe sequences) */
+    size_t cap = 1024;
+    while (cap < (all ? 0 : keep) * 2 + 2)
+        cap *= 2;
+    keyslot *tab = table_alloc(cap, sizeof(keyslot));
+    if (tab == NULL)
+        return VG_ENOMEM;
     for (size_t i = 0; i < e->capkeys; i++) {
         keyslot *sl = &e->keys[i];
         if (sl->hash && (all || sl->k->touched != e->gen)) {
@@ -653,13 +690,10 @@ evict(vg_engine *e)
             e->nkeys--;
         }
     }
-    size_t cap = 1024;
-    while (cap < e->nkeys * 2 + 2)
-        cap *= 2;
-    err = keys_rehash(e, cap);
+    keys_move(e, tab, cap);
     e->gen++;
     e->epoch++; /* cached key records may be gone */
-    return err;
+    return VG_OK;
 }
 
 /* ---- Evaluation ------------------------------------------------------------- */

@@ -612,15 +612,11 @@ uses_upto(const vg_rule *r, const pmatch *m, uint64_t seq)
     return false;
 }
 
-/* Fires one due timer: its candidate, if still pending. */
+/* Fires one due timer of key record k: its candidate, if still pending. */
 static vg_err
-fire(vg_engine *e, const ptimer *t, vg_alert_fn fn, void *fctx)
+fire(vg_engine *e, const ptimer *t, keyrec *k, vg_alert_fn fn, void *fctx)
 {
     const vg_rule *r = vg_ruleset_rule(e->rs, t->rule);
-    keyrec *k =
-        key_get(e, r->keyspace, t->key, t->keylen, hash_bytes(t->key, t->keylen, r->keyspace));
-    if (k == NULL)
-        return VG_ENOMEM;
     pstate *ps = (pstate *)k->rules[t->rule];
     pmatch *m = NULL;
     for (uint32_t i = 1; ps != NULL && i < ps->n && m == NULL; i++)
@@ -658,8 +654,15 @@ pattern_fire(vg_engine *e, int64_t t, vg_alert_fn fn, void *fctx)
 {
     vg_err err = VG_OK;
     while (err == VG_OK && e->ntimers > 0 && (t == INT64_MAX || e->timers[0].deadline < t)) {
+        /* the key first: when that fails, the deadline stays to fire later */
+        const ptimer *next = &e->timers[0];
+        const vg_rule *r = vg_ruleset_rule(e->rs, next->rule);
+        keyrec *k = key_get(e, r->keyspace, next->key, next->keylen,
+                            hash_bytes(next->key, next->keylen, r->keyspace));
+        if (k == NULL)
+            return VG_ENOMEM;
         ptimer top = timer_pop(e);
-        err = fire(e, &top, fn, fctx);
+        err = fire(e, &top, k, fn, fctx);
         free(top.key);
     }
     return err;

@@ -211,20 +211,22 @@ store_commit(store *s)
     return mdb_err(rc);
 }
 
-static void
+static vg_err
 state_key(vg_buf *b, const char *ks, const char *key, uint32_t keylen)
 {
     b->len = 0;
-    vg_buf_puts(b, ks);
-    vg_buf_putc(b, '\0');
-    vg_buf_append(b, key, keylen);
+    vg_err err = vg_buf_puts(b, ks);
+    err = err ? err : vg_buf_putc(b, '\0');
+    return err ? err : vg_buf_append(b, key, keylen);
 }
 
 vg_err
 store_get(store *s, const char *ks, const char *key, uint32_t keylen, vg_buf *scratch, vg_buf *out,
           bool *found)
 {
-    state_key(scratch, ks, key, keylen);
+    vg_err err = state_key(scratch, ks, key, keylen);
+    if (err)
+        return err; /* not a shorter key's record */
     MDB_txn *txn = s->wtxn;
     int rc = 0;
     if (txn == NULL && (rc = begin(s, MDB_RDONLY, &txn)) != 0)
@@ -233,9 +235,9 @@ store_get(store *s, const char *ks, const char *key, uint32_t keylen, vg_buf *sc
     rc = mdb_get(txn, s->state, &k, &v);
     *found = rc == 0;
     out->len = 0;
-    vg_err err = rc == 0              ? vg_buf_append(out, v.mv_data, v.mv_size)
-                 : rc == MDB_NOTFOUND ? VG_OK
-                                      : mdb_err(rc);
+    err = rc == 0              ? vg_buf_append(out, v.mv_data, v.mv_size)
+          : rc == MDB_NOTFOUND ? VG_OK
+                               : mdb_err(rc);
     if (txn != s->wtxn)
         mdb_txn_abort(txn);
     return err;
@@ -246,9 +248,9 @@ store_put(store *s, const char *ks, const char *key, uint32_t keylen, const vg_b
           vg_buf *scratch)
 {
     vg_err err = wtxn(s);
+    err = err ? err : state_key(scratch, ks, key, keylen);
     if (err)
-        return err;
-    state_key(scratch, ks, key, keylen);
+        return err; /* not under a shorter key */
     MDB_val k = {scratch->len, scratch->data}, v = {rec->len, rec->data};
     return mdb_err(mdb_put(s->wtxn, s->state, &k, &v, 0));
 }

@@ -1606,6 +1606,11 @@ load_list_file(cstate *C, list_decl *l)
     vg_err err = vg_read_file(full, &b);
     if (err == VG_OK && b.len > VG_MAX_FILE)
         err = VG_ELIMIT;
+    if (err == VG_ENOMEM) { /* not the rule author's error */
+        C->oom = true;
+        l->bad = true;
+        return;
+    }
     if (err) {
         diag_error(C, l->path_sp, "can't read list file '%s': %s", l->path,
                    err == VG_ENOENT   ? "no such file"

@@ -56,6 +56,14 @@ grow(gen *G, vg_buf *b, const void *item, size_t size)
     return b->data + b->len - size;
 }
 
+/* A text-building vg_buf call: its failure is remembered as out of memory. */
+static void
+put(gen *G, vg_err err)
+{
+    if (err != VG_OK)
+        G->oom = true;
+}
+
 static void
 emit(gen *G, uint8_t op, uint8_t a, uint16_t b, uint32_t c)
 {
@@ -124,9 +132,9 @@ node_text(gen *G, const node *n)
             continue;
         }
         if (space)
-            vg_buf_putc(&b, ' ');
+            put(G, vg_buf_putc(&b, ' '));
         space = false;
-        vg_buf_putc(&b, c);
+        put(G, vg_buf_putc(&b, c));
     }
     char *s = cstate_strndup(G->C, b.data ? b.data : "", b.len);
     vg_buf_free(&b);
@@ -151,8 +159,8 @@ tokens_text(gen *G, uint32_t file, uint32_t start, uint32_t end, vg_buf *out)
         if (t.kind == T_EOF || t.lstart >= end)
             break;
         if (out->len > 0 && out->data[out->len - 1] != '\n')
-            vg_buf_putc(out, ' ');
-        vg_buf_append(out, f->text + t.lstart, t.lend - t.lstart);
+            put(G, vg_buf_putc(out, ' '));
+        put(G, vg_buf_append(out, f->text + t.lstart, t.lend - t.lstart));
     }
     G->C->quiet = quiet;
 }
@@ -716,37 +724,37 @@ rule_identity(gen *G, rule *a, vg_rule *r)
     tokens_text(G, a->file, a->sp.start, a->sp.end, &b);
     for (size_t i = 0; i < G->lists.len / sizeof(list_decl *); i++) {
         const list_decl *l = ((list_decl **)G->lists.data)[i];
-        vg_buf_putc(&b, '\n');
+        put(G, vg_buf_putc(&b, '\n'));
         if (l->from_file) {
             for (uint32_t k = 0; k < l->nvalues; k++) {
-                vg_buf_append(&b, l->values[k], l->value_lens[k]);
-                vg_buf_putc(&b, '\n');
+                put(G, vg_buf_append(&b, l->values[k], l->value_lens[k]));
+                put(G, vg_buf_putc(&b, '\n'));
             }
         } else {
             for (uint32_t k = 0; k < l->nitems; k++) {
                 tokens_text(G, l->sp.file, l->items[k]->sp.start, l->items[k]->sp.end, &b);
-                vg_buf_putc(&b, '\n');
+                put(G, vg_buf_putc(&b, '\n'));
             }
         }
     }
     sha256_hex(&b, r->version, 8);
     /* state identity: what the state of a key depends on */
     b.len = 0;
-    vg_buf_printf(&b, "rule %s\non %s\n", a->name, vg_stream_name(a->on));
+    put(G, vg_buf_printf(&b, "rule %s\non %s\n", a->name, vg_stream_name(a->on)));
     node *parts[] = {a->key, a->where, a->when};
     const char *labels[] = {"key", "where", "when"};
     for (int i = 0; i < 3; i++) {
-        vg_buf_printf(&b, "%s ", labels[i]);
+        put(G, vg_buf_printf(&b, "%s ", labels[i]));
         if (parts[i])
             tokens_text(G, parts[i]->sp.file, parts[i]->sp.start, parts[i]->sp.end, &b);
-        vg_buf_putc(&b, '\n');
+        put(G, vg_buf_putc(&b, '\n'));
     }
     if (a->match) {
-        vg_buf_puts(&b, "match ");
+        put(G, vg_buf_puts(&b, "match "));
         tokens_text(G, a->file, a->match->sp.start, a->match->sp.end, &b);
-        vg_buf_printf(&b, "\nwithin %lld\n", (long long)a->within_ms);
+        put(G, vg_buf_printf(&b, "\nwithin %lld\n", (long long)a->within_ms));
     }
-    vg_buf_printf(&b, "suppress %lld\n", (long long)a->suppress_ms);
+    put(G, vg_buf_printf(&b, "suppress %lld\n", (long long)a->suppress_ms));
     sha256_hex(&b, r->state_id, 16);
     vg_buf_free(&b);
 }
@@ -759,7 +767,11 @@ keyspace(gen *G, const node *key)
     if (key)
         tokens_text(G, key->sp.file, key->sp.start, key->sp.end, &b);
     else
-        vg_buf_puts(&b, "account_id");
+        put(G, vg_buf_puts(&b, "account_id"));
+    if (G->oom) { /* the text may be cut short: the rule set is discarded anyway */
+        vg_buf_free(&b);
+        return 0;
+    }
     uint16_t k;
     for (k = 0; k < G->rs->nkeyspaces; k++)
         if (strcmp(G->rs->keyspaces[k], b.data) == 0)

@@ -814,7 +814,8 @@ parse_template(parser *P, const token *str)
     while (i < len && ok) {
         char c = text[i];
         if ((c == '{' || c == '}') && i + 1 < len && text[i + 1] == c) {
-            vg_buf_putc(&lit, c);
+            if (vg_buf_putc(&lit, c) != VG_OK)
+                P->C->oom = true;
             i += 2;
             continue;
         }
@@ -825,7 +826,8 @@ parse_template(parser *P, const token *str)
             break;
         }
         if (c != '{') {
-            vg_buf_putc(&lit, c);
+            if (vg_buf_putc(&lit, c) != VG_OK)
+                P->C->oom = true;
             i++;
             continue;
         }
@@ -1348,7 +1350,7 @@ parse_clause(parser *P, rule *r)
                 P->C->oom = true;
             n += ok;
         } while (ok && accept(P, T_COMMA));
-        if (ok && n > 0) {
+        if (ok && n > 0 && !P->C->oom) { /* out of memory: tags may be missing */
             into->tags = cstate_alloc(P->C, tags.len);
             if (into->tags)
                 memcpy(into->tags, tags.data, tags.len);

@@ -64,13 +64,15 @@ vg_vm_new(const vg_ruleset *rs, vg_vm **out)
     vm->depth = rs->max_stack + 1;
     vm->stack = calloc(vm->depth, sizeof(vg_value));
     vm->scratch = malloc(sizeof(chunk) + 4096);
+    if (vm->scratch != NULL) { /* before any goto fail: vg_vm_free() walks the chain */
+        vm->scratch->next = NULL;
+        vm->scratch->used = 0;
+        vm->scratch->cap = 4096;
+    }
     vm->nmd = rs->C.nregexes;
     vm->md = calloc(vm->nmd ? vm->nmd : 1, sizeof(pcre2_match_data *));
     if (vm->stack == NULL || vm->scratch == NULL || vm->md == NULL)
         goto fail;
-    vm->scratch->next = NULL;
-    vm->scratch->used = 0;
-    vm->scratch->cap = 4096;
     for (uint32_t i = 0; i < vm->nmd; i++) {
         vm->md[i] = pcre2_match_data_create_from_pattern(rs->C.regexes[i], NULL);
         if (vm->md[i] == NULL)
