@@ -330,12 +330,21 @@ keyrec_free(vg_engine *e, keyrec *k)
     slab_free(e->slab, k, keyrec_bytes(e, k->keylen)); /* rule pointers and key included */
 }
 
+void
+vg_engine_discard(vg_engine *e)
+{
+    if (e != NULL) {
+        e->discard = true;
+        vg_engine_close(e);
+    }
+}
+
 vg_err
 vg_engine_close(vg_engine *e)
 {
     if (e == NULL)
         return VG_OK;
-    vg_err err = e->tmpdir == NULL ? vg_engine_flush(e) : VG_OK;
+    vg_err err = e->tmpdir == NULL && !e->discard ? vg_engine_flush(e) : VG_OK;
     store_close(e->st);
     if (e->tmpdir != NULL) {
         remove_tree(e->tmpdir);

@@ -253,6 +253,7 @@ struct vg_engine {
     /* the store: LMDB, written back in batches */
     store *st;
     outbox ob;
+    bool discard;      /* closed without the flush: memory may hold a failed event */
     char *tmpdir;      /* a temporary state folder to remove at close */
     size_t cache_keys; /* budget of key records in memory */
     bool defer_evict;

@@ -50,6 +50,9 @@ void vg_engine_set_logpos(vg_engine *e, int64_t pos);
 /* The LMDB map: bytes in use and its current size. */
 void vg_engine_store_usage(vg_engine *e, uint64_t *used, uint64_t *size);
 int64_t vg_engine_logpos(const vg_engine *e);
+/* Frees everything without writing it: after an error that may have left an
+ * event half applied in memory (the live engine recovers from its log). */
+void vg_engine_discard(vg_engine *e); /* NULL is a no-op */
 /* Flushes (when the state folder is the caller's), then frees everything. */
 vg_err vg_engine_close(vg_engine *e); /* NULL is a no-op */
 

@@ -1234,7 +1234,10 @@ done:
             " alerts",
             S->events, S->duplicates, S->rejected, S->nalerts);
     vg_deliver_close(S->dl);
-    vg_engine_close(S->eng);
+    if (S->failed) /* memory may hold half a failed batch: the log and the checkpoint rule */
+        vg_engine_discard(S->eng);
+    else
+        vg_engine_close(S->eng);
     vg_log_close(S->log);
     vg_ruleset_unref(S->next_rs);
     vg_ruleset_unref(S->rs);
