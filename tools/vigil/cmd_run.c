@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli.h"
 #include "vg_config.h"
@@ -69,6 +70,27 @@ run_usage(FILE *f)
                "unknown key, a value of the wrong type, a setting this version cannot do).\n"
                "\n"
                "Feed it with `vigil send`. More: docs/operations.md.\n");
+}
+
+/* A webhook attempt that failed, in the log: when, which alert, the answer
+ * or the error, how long it took (successes are counted in /metrics). */
+static void
+log_attempt(void *ctx, const char *sink, const char *alert_id, int attempt, long status,
+            double latency_s, const char *error)
+{
+    (void)ctx;
+    if (status >= 200 && status < 300)
+        return;
+    time_t now = time(NULL);
+    struct tm tm;
+    char when[32];
+    gmtime_r(&now, &tm);
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    char what[64] = "";
+    if (status != 0)
+        snprintf(what, sizeof what, "status %ld%s", status, error && *error ? ", " : "");
+    fprintf(stderr, "vigil run: %s sink %s: alert %s, attempt %d failed: %s%s (%.0f ms)\n", when,
+            sink, alert_id, attempt, what, error ? error : "", latency_s * 1000);
 }
 
 /* What SIGHUP compiles: the same paths as at start. */
@@ -175,6 +197,8 @@ cmd_run(int argc, char **argv)
         vg_config_free(&cfg);
         return VG_EXIT_CONFIG;
     }
+    for (size_t i = 0; i < nsinks; i++)
+        sinks[i].attempt = log_attempt;
     o.sinks = sinks;
     o.nsinks = nsinks;
     o.state_dir = state ? state : cfg.state ? cfg.state : o.state_dir;
