@@ -172,6 +172,12 @@ cmp -s "$tmp/g.csv" "$tmp/g2.csv" && ok || bad "gen is not reproducible"
 expect 0 "gen jsonl" -- "$vigil" gen --accounts 300 --events 20000 --seed 5 --out "$tmp/g.jsonl"
 expect 0 "gen pb" -- "$vigil" gen --accounts 300 --events 20000 --seed 5 --out "$tmp/g.pb"
 expect 64 "gen with a bad rate" -- "$vigil" gen --fraud-rate 2
+# the event array grows between a new payee and its confirmation here (a
+# pointer kept across the growth once crashed gen)
+expect 0 "gen across array growth" -- "$vigil" gen --accounts 20000 --events 150000 --seed 5 \
+    --out "$tmp/big.csv"
+[ "$(wc -l <"$tmp/big.csv")" -gt 150000 ] && ok || bad "gen across array growth: short output"
+rm -f "$tmp/big.csv"
 for f in csv jsonl pb; do
     expect 0 "replay $f" -- "$vigil" replay -q --rules "$top/rules/examples" --input "$tmp/g.$f" --out "$tmp/alerts.$f"
 done

@@ -218,6 +218,7 @@ typedef struct world {
     size_t n, cap;
     uint32_t seq;
     int64_t start, span; /* ms */
+    bool oom;            /* an add() failed: the output would be incomplete */
 } world;
 
 static gev *
@@ -226,8 +227,10 @@ add(world *w, int64_t t, uint32_t a, uint8_t stream)
     if (w->n == w->cap) {
         size_t cap = w->cap ? w->cap * 2 : 4096;
         gev *v = realloc(w->ev, cap * sizeof(gev));
-        if (v == NULL)
+        if (v == NULL) {
+            w->oom = true;
             return NULL;
+        }
         w->ev = v;
         w->cap = cap;
     }
@@ -314,13 +317,18 @@ normal_txn(world *w, int64_t t, uint32_t a)
     if (type == TRANSFER && uniform(r) < 0.1) {
         /* a new payee, confirmed (by the second factor) a few minutes later */
         int64_t tp = t - 1200000 - (int64_t)below(r, 1800000);
+        /* one at a time: add() may move the array, so no pointer is kept
+         * across a second call */
         gev *p = add(w, tp, a, EVENT_STREAM);
-        gev *q = p ? add(w, tp + 30000 + (int64_t)below(r, 600000), a, EVENT_STREAM) : NULL;
-        if (p && q) {
-            p->kind = K_NEW_PAYEE, q->kind = K_PAYEE_CONFIRMED;
-            move_to(p, c);
-            move_to(q, c);
-        }
+        if (p == NULL)
+            return;
+        p->kind = K_NEW_PAYEE;
+        move_to(p, c);
+        gev *q = add(w, tp + 30000 + (int64_t)below(r, 600000), a, EVENT_STREAM);
+        if (q == NULL)
+            return;
+        q->kind = K_PAYEE_CONFIRMED;
+        move_to(q, c);
     }
     gev *e = add(w, t, a, TXN_STREAM);
     if (e == NULL)
@@ -795,6 +803,10 @@ cmd_gen(int argc, char **argv)
             break;
         made += n;
     }
+    if (w.oom) {
+        fprintf(stderr, "vigil gen: out of memory\n");
+        return 1;
+    }
     /* normal events in time order per account, so balances run forward */
     size_t normal_n = (size_t)events > w.n ? (size_t)events - w.n : 0;
     int64_t *times = malloc((normal_n ? normal_n : 1) * sizeof(int64_t));
@@ -808,7 +820,7 @@ cmd_gen(int argc, char **argv)
     for (size_t i = 0; i < normal_n; i++) {
         size_t before = w.n;
         normal_txn(&w, times[i], (uint32_t)below(&w.r, w.naccts));
-        if (w.n == before) {
+        if (w.n == before || w.oom) {
             fprintf(stderr, "vigil gen: out of memory\n");
             return 1;
         }
