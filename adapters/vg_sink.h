@@ -63,7 +63,9 @@ typedef struct vg_sink_conf {
     bool allow_private;   /* loopback, private, link-local targets allowed */
     const char *proxy;    /* NULL: no proxy, whatever the environment says */
     size_t max_in_flight; /* requests at once (default 64) */
-    /* a record of each attempt, for logs: may be NULL */
+    /* a record of each attempt, for logs: may be NULL. Also called by the
+     * engine with attempt 0 when a synchronous sink starts failing (error:
+     * why) and when it works again (status 200) */
     void (*attempt)(void *ctx, const char *sink, const char *alert_id, int attempt, long status,
                     double latency_s, const char *error);
     void *attempt_ctx;

@@ -24,6 +24,7 @@ typedef struct run {
     const vg_sink_type *type;
     void *self;
     bool attached, full;
+    bool failing;     /* its last deliver() failed: said once in the log */
     uint64_t cursor;  /* first unfinished */
     uint64_t offered; /* next to offer */
     uint8_t *fin;     /* fin[i]: record cursor + i is finished */
@@ -199,6 +200,25 @@ collect(void *ctx, const vg_outbox_rec *rec)
     return d->nbatch < BATCH;
 }
 
+/* A sink started failing (from the alert id) or works again: in the log,
+ * once per change, not once per retry. */
+static void
+say_state(run *r, bool failing, const char *id)
+{
+    r->failing = failing;
+    if (r->conf->attempt == NULL)
+        return;
+    if (!failing) {
+        r->conf->attempt(r->conf->attempt_ctx, r->conf->name, id, 0, 200, 0, "delivering again");
+        return;
+    }
+    vg_sink_health h = {0};
+    r->type->health(r->self, &h);
+    char why[256];
+    snprintf(why, sizeof why, "%s (said once; logged again when it works)", h.last_error);
+    r->conf->attempt(r->conf->attempt_ctx, r->conf->name, id, 0, 0, 0, why);
+}
+
 /* Offers r the records after what it was offered, a batch at a time. */
 static vg_err
 offer(vg_deliver *d, run *r, vg_engine *e)
@@ -231,6 +251,8 @@ offer(vg_deliver *d, run *r, vg_engine *e)
         /* offered first: a synchronous sink reports done from deliver() */
         r->offered = last + 1 > r->offered ? last + 1 : r->offered;
         err = r->type->deliver(r->self, d->batch, d->nbatch);
+        if (err != VG_ELIMIT && r->failing != (err != VG_OK))
+            say_state(r, err != VG_OK, d->batch[0].id);
         if (err) { /* full, or failing: from its first record next round */
             r->offered = d->batch[0].seq;
             /* fin stays zero past what was offered (filtered ones are

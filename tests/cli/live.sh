@@ -413,5 +413,33 @@ start_cfg
 stop && ok || bad "the config's engine: exit $rc"
 [ -f "$tmp/cfg/st/data.mdb" ] && ok || bad "the state is not in the config's state.path"
 
+# --- standard output closed: the engine goes on; the alerts wait in the outbox --
+"$vigil" run --rules "$rules" --state "$tmp/s9" --ingest "$url" --http "$http" 2>"$tmp/err9" |
+    head -c 10 >/dev/null &
+i=0
+while ! grep -q "ready:" "$tmp/err9" && [ $i -lt 100 ]; do
+    i=$((i + 1))
+    sleep 0.1
+done
+pid=$(pgrep -f -- "--state $tmp/s9 ")
+"$vigil" send --to "$url" --input "$tmp/half.csv" -q && ok || bad "send to an engine whose stdout is closed"
+sleep 0.5
+kill -0 "$pid" 2>/dev/null && ok || bad "a closed stdout stopped the engine"
+grep -q "sink stdout: failing from alert .*Broken pipe" "$tmp/err9" && ok ||
+    bad "a closed stdout is not in the log: $(cat "$tmp/err9")"
+[ "$(grep -c "sink stdout: failing" "$tmp/err9")" = 1 ] && ok || bad "the failing stdout is logged more than once"
+fetch /metrics >"$tmp/m9"
+grep -q '^vigil_outbox_depth{sink="stdout"} [1-9]' "$tmp/m9" && ok ||
+    bad "the alerts are not kept in the outbox: $(grep outbox_depth "$tmp/m9")"
+kill -TERM "$pid" # not this shell's child (a pipeline's): wait until it is gone
+i=0
+while kill -0 "$pid" 2>/dev/null && [ $i -lt 100 ]; do
+    i=$((i + 1))
+    sleep 0.1
+done
+kill -0 "$pid" 2>/dev/null && bad "the engine with a closed stdout did not stop" || ok
+pid=""
+wait
+
 echo "live: $n checks, $fails failed"
 [ $fails -eq 0 ]

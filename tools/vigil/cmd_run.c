@@ -3,6 +3,7 @@
  * defaults, or as flags say.
  */
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,13 +80,18 @@ log_attempt(void *ctx, const char *sink, const char *alert_id, int attempt, long
             double latency_s, const char *error)
 {
     (void)ctx;
-    if (status >= 200 && status < 300)
+    if (status >= 200 && status < 300 && attempt != 0)
         return;
     time_t now = time(NULL);
     struct tm tm;
     char when[32];
     gmtime_r(&now, &tm);
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    if (attempt == 0) { /* a synchronous sink failing, or working again */
+        fprintf(stderr, "vigil run: %s sink %s: %s from alert %s: %s\n", when, sink,
+                status == 0 ? "failing" : "working", alert_id, error ? error : "");
+        return;
+    }
     char what[64] = "";
     if (status != 0)
         snprintf(what, sizeof what, "status %ld%s", status, error && *error ? ", " : "");
@@ -199,8 +205,10 @@ cmd_run(int argc, char **argv)
     }
     for (size_t i = 0; i < nsinks; i++)
         sinks[i].attempt = log_attempt;
-    o.sinks = sinks;
-    o.nsinks = nsinks;
+    /* none configured: standard output, its failures logged like the others' */
+    vg_sink_conf out1 = {.type = "stdout", .name = "stdout", .attempt = log_attempt};
+    o.sinks = nsinks ? sinks : &out1;
+    o.nsinks = nsinks ? nsinks : 1;
     o.state_dir = state ? state : cfg.state ? cfg.state : o.state_dir;
     o.ingest_url = ingest ? ingest : cfg.ingest ? cfg.ingest : o.ingest_url;
     o.stream_url = stream ? stream : cfg.stream;
@@ -237,9 +245,7 @@ cmd_run(int argc, char **argv)
         /* the sinks open as they would: files, addresses, secrets */
         vg_deliver *d = NULL;
         char why[512] = "";
-        vg_sink_conf out1 = {.type = "stdout", .name = "stdout"};
-        if (vg_deliver_open(nsinks ? sinks : &out1, nsinks ? nsinks : 1, NULL, NULL, &d, why,
-                            sizeof why) != VG_OK) {
+        if (vg_deliver_open(o.sinks, o.nsinks, NULL, NULL, &d, why, sizeof why) != VG_OK) {
             fprintf(stderr, "%s: error: %s\n", config ? config : "vigil run", why);
             rc = VG_EXIT_CONFIG;
         } else {
@@ -247,9 +253,13 @@ cmd_run(int argc, char **argv)
             printf("ok: %s; %zu rules; state in %s; ingest on %s%s%s; %zu sinks\n",
                    config ? config : "the built-in defaults", vg_ruleset_nrules(rs), o.state_dir,
                    o.ingest_url, o.stream_url ? ", stream on " : "",
-                   o.stream_url ? o.stream_url : "", nsinks ? nsinks : 1);
+                   o.stream_url ? o.stream_url : "", o.nsinks);
         }
     } else {
+        /* a reader of stdout (or of a sink's pipe) that goes away makes the
+         * write fail with EPIPE, which the sink reports and retries: it does
+         * not stop the engine */
+        signal(SIGPIPE, SIG_IGN);
         rc = vg_server_run(rs, &o);
     }
     vg_ruleset_unref(rs);
