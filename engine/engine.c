@@ -1006,6 +1006,10 @@ vg_engine_prepare(vg_engine *e, const vg_event *const *evs, size_t n)
     return VG_OK;
 }
 
+const char vg_too_old[] =
+    "the event is older than the dedupe horizon behind the newest event's time, so a resend of it "
+    "could no longer be told from a new event; a longer dedupe_horizon takes later events";
+
 vg_err
 vg_engine_process(vg_engine *e, const vg_event *ev, vg_alert_fn fn, void *ctx, vg_outcome *outcome,
                   const char **reason)
@@ -1023,6 +1027,11 @@ vg_engine_process(vg_engine *e, const vg_event *ev, vg_alert_fn fn, void *ctx, v
     int64_t t;
     *reason = event_id_time(e, ev, &idv, &t);
     if (*reason != NULL) {
+        *outcome = VG_EV_REJECTED;
+        return VG_OK;
+    }
+    if (e->have_clock && t < e->clock - e->horizon_ms) {
+        *reason = vg_too_old;
         *outcome = VG_EV_REJECTED;
         return VG_OK;
     }

@@ -99,7 +99,11 @@ vg_err vg_engine_prepare(vg_engine *e, const vg_event *const *evs, size_t n);
 
 /* Processes one event: alerts go to fn (suppressed ones too, flagged), in
  * rule order. *outcome says what became of the event; for a rejection,
- * *reason (static text) says why. Returns VG_ENOMEM only. */
+ * *reason (static text) says why. An event whose time is more than the
+ * dedupe horizon behind the event clock is rejected with reason
+ * vg_too_old: its id may have been forgotten, so a resend could not be told
+ * from a new event. Returns VG_ENOMEM only. */
+extern const char vg_too_old[];
 vg_err vg_engine_process(vg_engine *e, const vg_event *ev, vg_alert_fn fn, void *ctx,
                          vg_outcome *outcome, const char **reason);
 

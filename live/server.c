@@ -64,9 +64,13 @@ histo_add(histo *h, double v)
 
 /* What /metrics shows: updated by the engine thread at the end of each
  * group, read by the HTTP threads, both under the server's mutex. */
+/* The stable codes of rejected events (BatchReply, /metrics). */
+static const char *const code_names[] = {"malformed", "missing_id", "bad_time", "too_old"};
+#define NCODES 4
+
 typedef struct metrics {
     uint64_t accepted, duplicates, batches, bad_messages, oversized, log_failures;
-    uint64_t rejected[3];          /* malformed, missing_id, bad_time */
+    uint64_t rejected[NCODES];     /* by code_names[] */
     uint64_t *alerts, *suppressed; /* by rule */
     histo batch_events, group_seconds, commit_seconds;
     uint64_t map_used, map_size;
@@ -139,8 +143,8 @@ struct server {
     const vg_rule **drules;
     size_t capdrules;
     unsigned review_at, block_at;
-    metrics m;             /* under mu */
-    uint64_t rej_codes[3]; /* the engine thread's, moved into m per group */
+    metrics m;                  /* under mu */
+    uint64_t rej_codes[NCODES]; /* the engine thread's, moved into m per group */
     vg_admin *admin;
     uint64_t bad_msgs, oversized;
     vg_ruleset *next_rs; /* under mu: a new rule set for the engine thread to switch to */
@@ -208,16 +212,15 @@ static void
 metrics_text(void *ctx, vg_buf *b)
 {
     server *S = ctx;
-    static const char *const codes[] = {"malformed", "missing_id", "bad_time"};
     pthread_mutex_lock(&S->mu);
     const metrics *m = &S->m;
     vg_buf_printf(b, "# HELP vigil_events_total Events received, by what became of them.\n"
                      "# TYPE vigil_events_total counter\n");
     vg_buf_printf(b, "vigil_events_total{outcome=\"accepted\"} %" PRIu64 "\n", m->accepted);
     vg_buf_printf(b, "vigil_events_total{outcome=\"duplicate\"} %" PRIu64 "\n", m->duplicates);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < NCODES; i++)
         vg_buf_printf(b, "vigil_events_total{outcome=\"rejected\",code=\"%s\"} %" PRIu64 "\n",
-                      codes[i], m->rejected[i]);
+                      code_names[i], m->rejected[i]);
     vg_buf_printf(b,
                   "# HELP vigil_dedupe_hits_total Events whose id was seen before.\n"
                   "# TYPE vigil_dedupe_hits_total counter\nvigil_dedupe_hits_total %" PRIu64 "\n",
@@ -495,7 +498,9 @@ add_rejection(server *S, size_t *n, uint32_t index, const vg_event *ev, const ch
     }
     vg_rejection *j = &S->rej[(*n)++];
     memset(j, 0, sizeof *j);
-    S->rej_codes[code[0] == 'm' && code[1] == 'a' ? 0 : code[0] == 'm' ? 1 : 2]++;
+    for (int i = 0; i < NCODES; i++)
+        if (strcmp(code, code_names[i]) == 0)
+            S->rej_codes[i]++;
     j->index = index;
     j->reason = reason;
     j->code = code;
@@ -693,8 +698,9 @@ process_msg(server *S, req *r)
             if (out == VG_EV_REJECTED) {
                 S->rejected++;
                 err = add_rejection(S, &nrej, (uint32_t)j, &b->ev[j], reason,
-                                    strcmp(reason, "the event has no id") == 0 ? "missing_id"
-                                                                               : "bad_time");
+                                    reason == vg_too_old                         ? "too_old"
+                                    : strcmp(reason, "the event has no id") == 0 ? "missing_id"
+                                                                                 : "bad_time");
             } else if (out == VG_EV_DUPLICATE) {
                 S->duplicates++;
                 rep.duplicates++;

@@ -194,6 +194,25 @@ grep -q "0 acked, 21470 duplicates" "$tmp/send1b" && ok || bad "a resend after r
 stop
 [ ! -s "$tmp/got1b.jsonl" ] && ok || bad "duplicates raised alerts"
 
+# --- an event older than the dedupe horizon is refused, not taken again ---------
+# (its id may be forgotten: a resend of it could not be told from a new event)
+printf 'id,time,stream,account_id,type,amount,currency\n%s\n%s\n' \
+    'o-1,2024-05-01T00:00:00Z,txn,a1,PURCHASE,10.00,EUR' \
+    'o-2,2024-05-12T00:00:00Z,txn,a1,PURCHASE,10.00,EUR' >"$tmp/old.csv"
+start "$tmp/s8" "$tmp/got8o.jsonl" "$tmp/err8o" || exit 1
+"$vigil" send --to "$url" --input "$tmp/old.csv" -q && ok || bad "send of 12 days"
+"$vigil" send --to "$url" --input "$tmp/old.csv" 2>"$tmp/send8o"
+grep -q "0 acked, 1 duplicates, 1 rejected" "$tmp/send8o" && ok ||
+    bad "a resend of an event older than the horizon: $(cat "$tmp/send8o")"
+grep -q "older than the dedupe horizon" "$tmp/send8o" && ok || bad "too old: no reason: $(cat "$tmp/send8o")"
+fetch /metrics | grep -q 'vigil_events_total{outcome="rejected",code="too_old"} 1' && ok ||
+    bad "too_old metric: $(fetch /metrics | grep rejected)"
+stop
+cat "$tmp/old.csv" >"$tmp/old2.csv"
+tail -n 2 "$tmp/old.csv" >>"$tmp/old2.csv"
+"$vigil" replay --rules "$rules" --input "$tmp/old2.csv" >/dev/null 2>"$tmp/rep8o"
+grep -q "older than the dedupe horizon" "$tmp/rep8o" && ok || bad "replay takes a too-old event: $(cat "$tmp/rep8o")"
+
 # --- kill -9: nothing acked is lost, nothing counted twice ----------------------
 head -n 10001 "$tmp/g.csv" >"$tmp/half.csv"
 start "$tmp/s2" "$tmp/got2.jsonl" "$tmp/err2" || exit 1
