@@ -881,8 +881,10 @@ engine_main(void *arg)
             struct timespec until;
             clock_gettime(CLOCK_REALTIME, &until);
             until.tv_sec += 1;
-            pthread_cond_timedwait(&S->cv, &S->mu, &until);
-            if (S->head == NULL && now_s() - S->last_checkpoint > S->o->checkpoint_s)
+            /* a quiet second: a round all the same, for idle_advance's
+             * deadlines, sinks that failed and wait for another try, the
+             * metrics, and checkpoints */
+            if (pthread_cond_timedwait(&S->cv, &S->mu, &until) == ETIMEDOUT)
                 break;
         }
         req *group = S->head;
