@@ -4,6 +4,10 @@
  * a hash table of key records; a key record holds each rule's state for it.
  */
 #include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <sys/mman.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -116,6 +120,51 @@ remove_tree(const char *dir)
     rmdir(dir);
 }
 
+/* Takes the state folder dir for e (made if missing): an exclusive flock on
+ * dir/lock, held until vg_engine_close(), so a second engine (vigil run or
+ * replay --state) on the same folder is refused; the lock file holds the
+ * owner's pid, for the message. The kernel drops the lock when the process
+ * dies, so a kill -9 leaves nothing to clean up. vigil dlq reads the state
+ * beside a running engine, and takes no lock. */
+static vg_err
+lock_dir(vg_engine *e, const char *dir, char *why, size_t whylen)
+{
+    if (mkdir(dir, 0775) != 0 && errno != EEXIST) {
+        snprintf(why, whylen, "can't make the state folder '%s': %s", dir, strerror(errno));
+        return VG_EIO;
+    }
+    char path[4096];
+    snprintf(path, sizeof path, "%s/lock", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0664);
+    if (fd < 0) {
+        snprintf(why, whylen, "can't open '%s': %s", path, strerror(errno));
+        return VG_EIO;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int en = errno;
+        char pid[24] = "";
+        ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
+        pid[n > 0 ? n : 0] = '\0';
+        pid[strcspn(pid, "\n")] = '\0';
+        close(fd);
+        if (en == EWOULDBLOCK)
+            snprintf(why, whylen,
+                     "the state folder '%s' is in use by another vigil%s%s%s: stop it first, or "
+                     "give this one another folder",
+                     dir, pid[0] ? " (pid " : "", pid, pid[0] ? ")" : "");
+        else
+            snprintf(why, whylen, "can't lock '%s': %s", path, strerror(en));
+        return en == EWOULDBLOCK ? VG_EINVAL : VG_EIO;
+    }
+    char pid[24];
+    int len = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    /* if this fails the lock holds all the same; only the message lacks the pid */
+    bool noted = ftruncate(fd, 0) == 0 && pwrite(fd, pid, (size_t)len, 0) == len;
+    (void)noted;
+    e->lockfd = fd;
+    return VG_OK;
+}
+
 vg_err
 vg_engine_open(vg_ruleset *rs, const vg_engine_opts *opts, char *why, size_t whylen,
                vg_engine **out)
@@ -123,6 +172,7 @@ vg_engine_open(vg_ruleset *rs, const vg_engine_opts *opts, char *why, size_t why
     vg_engine *e = calloc(1, sizeof *e);
     if (e == NULL)
         return VG_ENOMEM;
+    e->lockfd = -1;
     e->rs = vg_ruleset_ref(rs);
     e->sc = vg_ruleset_schema(rs);
     e->nrules = vg_ruleset_nrules(rs);
@@ -204,6 +254,14 @@ vg_engine_open(vg_ruleset *rs, const vg_engine_opts *opts, char *why, size_t why
             return VG_ENOMEM;
         }
         dir = e->tmpdir;
+    }
+    /* one engine per folder: two would interleave their state and logs */
+    if (e->tmpdir == NULL) {
+        vg_err lerr = lock_dir(e, dir, why, whylen);
+        if (lerr) {
+            vg_engine_close(e);
+            return lerr;
+        }
     }
     /* the map is sparse: 64 GiB of address space costs nothing until used */
     vg_err err =
@@ -344,8 +402,10 @@ vg_engine_close(vg_engine *e)
 {
     if (e == NULL)
         return VG_OK;
-    vg_err err = e->tmpdir == NULL && !e->discard ? vg_engine_flush(e) : VG_OK;
+    vg_err err = e->tmpdir == NULL && !e->discard && e->st != NULL ? vg_engine_flush(e) : VG_OK;
     store_close(e->st);
+    if (e->lockfd >= 0)
+        close(e->lockfd);
     if (e->tmpdir != NULL) {
         remove_tree(e->tmpdir);
         free(e->tmpdir);

@@ -255,6 +255,7 @@ struct vg_engine {
     outbox ob;
     bool discard;      /* closed without the flush: memory may hold a failed event */
     char *tmpdir;      /* a temporary state folder to remove at close */
+    int lockfd;        /* the state folder's lock file (flock), or -1 */
     size_t cache_keys; /* budget of key records in memory */
     bool defer_evict;
     uint32_t gen; /* cache generation: eviction drops keys untouched since the last */

@@ -374,6 +374,21 @@ pid=""
 wait "$sendpid"
 rc=$?
 [ $rc -eq 69 ] && ok || bad "send to a killed engine: exit $rc, expected 69: $(tail -1 "$tmp/send16")"
+# one engine per state folder: a second run, or a replay into it, is refused
+"$vigil" run --rules "$rules" --state "$tmp/s9" --ingest "$url" --http none >/dev/null 2>"$tmp/err16" &
+pid=$!
+i=0
+while ! grep -q "ready:" "$tmp/err16" && [ $i -lt 100 ]; do i=$((i + 1)); sleep 0.1; done
+timeout 20 "$vigil" run --rules "$rules" --state "$tmp/s9" --ingest "ipc://$tmp/other.ipc" --http none \
+    2>"$tmp/err17"
+rc=$?
+[ $rc -eq 1 ] && ok || bad "a second engine on the same state: exit $rc, expected 1"
+grep -q "state folder '$tmp/s9' is in use by another vigil (pid $pid)" "$tmp/err17" && ok ||
+    bad "a second engine on the same state: $(cat "$tmp/err17")"
+timeout 20 "$vigil" replay -q --rules "$rules" --state "$tmp/s9" --input "$tmp/half.csv" \
+    >/dev/null 2>"$tmp/err17"
+grep -q "is in use by another vigil" "$tmp/err17" && ok || bad "a replay into a running engine's state: $(cat "$tmp/err17")"
+stop && ok || bad "the first engine, after the second was refused: exit $rc"
 "$vigil" send --to "ipc://$tmp/nobody.ipc" --input "$tmp/half.csv" --timeout 2 2>"$tmp/err4"
 rc=$?
 [ $rc -eq 69 ] && ok || bad "send to no engine: exit $rc, expected 69"
