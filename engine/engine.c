@@ -483,6 +483,12 @@ vg_engine_recorded_decision(const vg_engine *e, int *action, int *score)
     return true;
 }
 
+bool
+vg_engine_disk_full(const vg_engine *e)
+{
+    return e->st != NULL && store_nospace(e->st);
+}
+
 void
 vg_engine_store_usage(vg_engine *e, uint64_t *used, uint64_t *size)
 {

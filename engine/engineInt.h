@@ -147,6 +147,8 @@ vg_err store_scan(store *s, store_db db, const void *from, size_t flen,
 vg_err store_del_below(store *s, store_db db, const void *upto, size_t ulen);
 vg_err store_commit(store *s);
 void store_abort(store *s); /* drops the open write transaction, if any */
+/* The map could not grow for want of disk space (not state.max_size). */
+bool store_nospace(const store *s);
 void store_usage(store *s, uint64_t *used,
                  uint64_t *size); /* bytes of the map in use, and its size */
 /* After VG_ELIMIT (the map is full): drops the open write transaction and

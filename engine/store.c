@@ -30,6 +30,7 @@
  * rest of its state; a rule whose state_id is gone is dropped.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <lmdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,12 +44,43 @@ struct store {
     MDB_env *env;
     MDB_dbi state, ids, meta, timers, outbox, dlq;
     MDB_txn *wtxn; /* the open write transaction, if any */
+    bool nospace;  /* the map could not grow: no room on the disk */
 };
 
 static vg_err
 mdb_err(int rc)
 {
     return rc == 0 ? VG_OK : rc == ENOMEM ? VG_ENOMEM : rc == MDB_MAP_FULL ? VG_ELIMIT : VG_EIO;
+}
+
+/* With MDB_WRITEMAP LMDB writes the state through a shared mapping of
+ * data.mdb, a file as long as the map but sparse: a page the disk has no
+ * room for would kill the process with SIGBUS when touched (and again on
+ * every restart). So the map's bytes are reserved on disk before LMDB may use
+ * them, and a disk without room is found here, as an error: VG_ELIMIT (like
+ * a full map), or VG_EIO. File systems that cannot reserve are left as they
+ * are. */
+static vg_err
+reserve(store *s, size_t bytes)
+{
+    mdb_filehandle_t fd;
+    if (mdb_env_get_fd(s->env, &fd) != 0)
+        return VG_EIO;
+    if (fallocate(fd, 0, 0, (off_t)bytes) == 0)
+        return VG_OK;
+    if (errno == EOPNOTSUPP || errno == ENOSYS)
+        return VG_OK;
+    if (errno == ENOSPC || errno == EDQUOT) {
+        s->nospace = true;
+        return VG_ELIMIT;
+    }
+    return VG_EIO;
+}
+
+bool
+store_nospace(const store *s)
+{
+    return s->nospace;
 }
 
 vg_err
@@ -61,7 +93,7 @@ store_open(const char *dir, bool durable, size_t max_bytes, store **out, char *w
      * never below the file: with MDB_WRITEMAP, LMDB sizes the file to the
      * map, and a smaller map would cut the file under another process that
      * has it open (the engine, while vigil dlq looks at its state) */
-    size_t map_bytes = (size_t)256 << 20;
+    size_t map_bytes = (size_t)32 << 20;
     if (map_bytes > max_bytes)
         map_bytes = max_bytes;
     char path[4096];
@@ -83,6 +115,9 @@ store_open(const char *dir, bool durable, size_t max_bytes, store **out, char *w
     if ((rc = mdb_env_create(&s->env)) != 0 || (rc = mdb_env_set_maxdbs(s->env, 8)) != 0 ||
         (rc = mdb_env_set_mapsize(s->env, map_bytes)) != 0 ||
         (rc = mdb_env_open(s->env, dir, MDB_WRITEMAP | (durable ? 0 : MDB_NOSYNC), 0664)) != 0 ||
+        (rc = reserve(s, map_bytes) == VG_OK ? 0
+              : s->nospace                   ? ENOSPC
+                                             : EIO) != 0 ||
         (rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0 ||
         (rc = mdb_dbi_open(txn, "state", MDB_CREATE, &s->state)) != 0 ||
         (rc = mdb_dbi_open(txn, "ids", MDB_CREATE, &s->ids)) != 0 ||
@@ -90,7 +125,13 @@ store_open(const char *dir, bool durable, size_t max_bytes, store **out, char *w
         (rc = mdb_dbi_open(txn, "timers", MDB_CREATE, &s->timers)) != 0 ||
         (rc = mdb_dbi_open(txn, "outbox", MDB_CREATE, &s->outbox)) != 0 ||
         (rc = mdb_dbi_open(txn, "dlq", MDB_CREATE, &s->dlq)) != 0) {
-        snprintf(why, whylen, "can't open the state in '%s': %s", dir, mdb_strerror(rc));
+        if (s->nospace)
+            snprintf(why, whylen,
+                     "no room on the disk for the state in '%s' (%zu MiB reserved for it): free "
+                     "some space, or give --state another disk",
+                     dir, map_bytes >> 20);
+        else
+            snprintf(why, whylen, "can't open the state in '%s': %s", dir, mdb_strerror(rc));
         if (txn)
             mdb_txn_abort(txn);
         if (s->env)
@@ -173,6 +214,9 @@ store_grow(store *s)
     if (s->map_bytes >= s->max_bytes)
         return VG_ELIMIT;
     size_t next = s->map_bytes * 2 > s->max_bytes ? s->max_bytes : s->map_bytes * 2;
+    vg_err err = reserve(s, next);
+    if (err)
+        return err;
     int rc = mdb_env_set_mapsize(s->env, next);
     if (rc != 0)
         return mdb_err(rc);

@@ -49,6 +49,8 @@ vg_err vg_engine_maintain(vg_engine *e);
 void vg_engine_set_logpos(vg_engine *e, int64_t pos);
 /* The LMDB map: bytes in use and its current size. */
 void vg_engine_store_usage(vg_engine *e, uint64_t *used, uint64_t *size);
+/* After VG_ELIMIT: true when the disk, not state.max_size, had no room. */
+bool vg_engine_disk_full(const vg_engine *e);
 int64_t vg_engine_logpos(const vg_engine *e);
 /* Frees everything without writing it: after an error that may have left an
  * event half applied in memory (the live engine recovers from its log). */

@@ -149,6 +149,7 @@ struct server {
     uint64_t bad_msgs, oversized;
     vg_ruleset *next_rs; /* under mu: a new rule set for the engine thread to switch to */
     bool full;           /* under mu: the LMDB map is at its maximum */
+    bool full_disk;      /* under mu: ... because the disk had no room for it */
     uint64_t reloads, reload_failures; /* under mu */
 };
 
@@ -447,13 +448,15 @@ req_cb(void *arg)
     r->msg = nng_aio_get_msg(r->aio);
     pthread_mutex_lock(&S->mu);
     if (S->stopping || S->full) {
-        bool full = S->full;
+        bool full = S->full, disk = S->full_disk;
         pthread_mutex_unlock(&S->mu);
         nng_msg_free(r->msg);
         r->msg = NULL;
-        reply_error(r, full ? "the engine's state is full (state.max_size): nothing taken; send "
-                              "again once it has room"
-                            : "the engine is shutting down: send again later");
+        reply_error(r, !full  ? "the engine is shutting down: send again later"
+                       : disk ? "the engine's disk is full: nothing taken; send again once it "
+                                "has room"
+                              : "the engine's state is full (state.max_size): nothing taken; send "
+                                "again once it has room");
         return;
     }
     r->state = REQ_QUEUED;
@@ -467,17 +470,25 @@ req_cb(void *arg)
     pthread_mutex_unlock(&S->mu);
 }
 
-/* The LMDB map is at state.max_size: stop taking batches (producers get an
- * error and retry; /readyz fails) rather than hold state that cannot be
- * checkpointed. Everything acked so far is in the log. */
+/* The LMDB map is at state.max_size, or the disk has no room for it to grow:
+ * stop taking batches (producers get an error and retry; /readyz fails)
+ * rather than hold state that cannot be checkpointed. Everything acked so
+ * far is in the log. */
 static void
 set_full(server *S)
 {
+    bool disk = vg_engine_disk_full(S->eng);
     pthread_mutex_lock(&S->mu);
     bool was = S->full;
     S->full = true;
+    S->full_disk = disk;
     pthread_mutex_unlock(&S->mu);
-    if (!was)
+    if (was)
+        return;
+    if (disk)
+        say(S, "no room on the disk for the state to grow: taking no more batches; free some "
+               "space and restart (the event log keeps everything acked)");
+    else
         say(S, "the state is full (state.max_size reached): taking no more batches; restart "
                "with a larger max_size (the event log keeps everything acked)");
 }
@@ -1093,7 +1104,10 @@ vg_server_run(vg_ruleset *rs, const vg_server_opts *opts)
         vg_engine_set_logpos(S->eng, end);
     }
     if ((err = checkpoint(S)) != VG_OK) {
-        say(S, "can't write a checkpoint to '%s': %s", o.state_dir, vg_strerror(err));
+        say(S, "can't write a checkpoint to '%s': %s", o.state_dir,
+            err != VG_ELIMIT              ? vg_strerror(err)
+            : vg_engine_disk_full(S->eng) ? "no room on the disk: free some space and start again"
+                                          : "state.max_size reached: start with a larger max_size");
         goto done;
     }
     if ((rv = nng_rep0_open(&S->sock)) != 0 ||
@@ -1229,8 +1243,12 @@ done:
             say(S, "some alerts are not delivered yet: they stay in the outbox for the next "
                    "start (see vigil_outbox_depth)");
         if ((err = checkpoint(S)) == VG_ELIMIT) { /* full: the next start recovers from the log */
-            say(S, "the last checkpoint does not fit in state.max_size; the event log keeps "
-                   "everything: restart with a larger max_size");
+            if (vg_engine_disk_full(S->eng))
+                say(S, "the last checkpoint does not fit on the disk; the event log keeps "
+                       "everything: free some space and restart");
+            else
+                say(S, "the last checkpoint does not fit in state.max_size; the event log keeps "
+                       "everything: restart with a larger max_size");
         } else if (err != VG_OK) {
             say(S, "the last checkpoint failed: %s (the log keeps everything)", vg_strerror(err));
             rc = 1;

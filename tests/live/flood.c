@@ -119,7 +119,10 @@ main(int argc, char **argv)
         int kind = i % 100 == 0 ? VALID : 1 + (int)(r % (NKINDS - 1));
         char id[32];
         snprintf(id, sizeof id, "flood-%ld", i);
-        double t = 1.7e12 + (double)i;
+        /* 2024-05-01, where `vigil gen` starts: the other producer's events
+         * and these share the event clock, and one more than the dedupe
+         * horizon behind it would be refused as too_old */
+        double t = 1714521600000.0 + (double)i;
         vg_event ev;
         make_event(&ev, sc, kind == NO_ID ? NULL : id,
                    kind == NO_TIME  ? 0
