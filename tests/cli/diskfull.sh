@@ -19,6 +19,7 @@ cleanup() {
     [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
     umount "$tmp/disk" 2>/dev/null
     umount "$tmp/sinkdisk" 2>/dev/null
+    umount "$tmp/logdisk" 2>/dev/null
     rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -104,6 +105,33 @@ grep -q "$total events read, $total sent, $((total - acked)) acked, $acked dupli
 kill -TERM "$pid"
 wait "$pid" && ok || bad "the engine after the disk has room: exit $?"
 pid=""
+
+# --- the event log's disk ---------------------------------------------------------
+# the group that cannot be logged is refused; the engine stops (its memory may
+# hold events the log does not) with exit 1; after a restart with room every
+# acked event is there once
+mkdir "$tmp/logdisk" "$tmp/st3"
+mount -t tmpfs -o size=2m tmpfs "$tmp/logdisk"
+ln -s "$tmp/logdisk" "$tmp/st3/log"
+start "$tmp/st3" "$tmp/err5"
+timeout 120 "$vigil" send --to "$url" --input "$tmp/g.pb" --timeout 3 2>"$tmp/send5"
+rc=$?
+[ $rc -eq 69 ] && ok || bad "send into a full log: exit $rc, expected 69: $(tail -2 "$tmp/send5")"
+wait "$pid"
+rc=$?
+pid=""
+[ $rc -eq 1 ] && ok || bad "the engine with a full log: exit $rc, expected 1: $(tail -3 "$tmp/err5")"
+grep -q "stopping: " "$tmp/err5" && ok || bad "a full log is not in the log: $(cat "$tmp/err5")"
+acked=$(sed -n 's/.* \([0-9][0-9]*\) acked.*/\1/p' "$tmp/send5")
+mount -o remount,size=400m "$tmp/logdisk"
+start "$tmp/st3" "$tmp/err6"
+timeout 120 "$vigil" send --to "$url" --input "$tmp/g.pb" 2>"$tmp/send6" && ok || bad "send after the log has room"
+grep -q "$total events read, $total sent, $((total - acked)) acked, $acked duplicates, 0 rejected" "$tmp/send6" && ok ||
+    bad "after the log has room ($acked acked before of $total): $(tail -1 "$tmp/send6")"
+kill -TERM "$pid"
+wait "$pid" && ok || bad "the engine after the log has room: exit $?"
+pid=""
+umount "$tmp/logdisk"
 
 # --- a jsonl sink's disk ---------------------------------------------------------
 mount -t tmpfs -o size=64k tmpfs "$tmp/sinkdisk"
