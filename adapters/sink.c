@@ -20,7 +20,7 @@ const char *const vg_sink_types[] = {"stdout", "jsonl", "nng", "webhook", NULL};
 bool
 vg_sink_wants(const vg_sink_conf *c, const vg_outrec *rec)
 {
-    if (rec->shadow && !c->shadow && strcmp(c->type, "webhook") == 0)
+    if (rec->shadow && !c->shadow) /* SPEC §2: only to sinks that ask for them */
         return false;
     if (c->nrules == 0)
         return true;

@@ -62,6 +62,9 @@ stop() {
 "$vigil" gen --accounts 2000 --events 20000 --seed 5 --out "$tmp/g.csv" 2>/dev/null
 "$vigil" replay -q --rules "$rules" --input "$tmp/g.csv" --out "$tmp/want.jsonl"
 [ -s "$tmp/want.jsonl" ] && ok || bad "replay raised no alert to compare with"
+# the engine's default sink, stdout, does not ask for shadow-mode alerts (SPEC §2)
+grep -q '"shadow":true' "$tmp/want.jsonl" && ok || bad "replay raised no shadow-mode alert"
+grep -v '"shadow":true' "$tmp/want.jsonl" >"$tmp/want.active" && mv "$tmp/want.active" "$tmp/want.jsonl"
 
 # --- live equals replay --------------------------------------------------------
 start "$tmp/s1" "$tmp/got1.jsonl" "$tmp/err1" || exit 1
