@@ -23,7 +23,11 @@
  * returns VG_ELIMIT.
  *
  * Limits. deliver() refuses (VG_ELIMIT) once max_in_flight * 16 records are
- * held; a batch offered below that is taken whole. A Retry-After longer than
+ * held that could go now or soon: records parked behind a key waiting out
+ * its backoff do not count, so one failing key (a hot merchant whose alerts
+ * the endpoint refuses) does not hold back the other keys. Parked records
+ * are bounded too, at 64 times that (then deliver() refuses everything
+ * until the keys move). A batch offered below the limits is taken whole. A Retry-After longer than
  * a day counts as a day, so an endpoint cannot park an alert for good.
  *
  * Address guard. Unless allow_private is set, every socket curl opens goes
@@ -37,6 +41,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +58,7 @@
 #define WH_MAX_IN_FLIGHT 64            /* default requests at once */
 #define WH_MAX_IN_FLIGHT_LIMIT 10000   /* the most open() accepts */
 #define WH_HELD_PER_SLOT 16            /* records held per request slot */
+#define WH_PARKED_FACTOR 64            /* parked records allowed, per max_held */
 #define WH_TIMEOUT_S 10.0              /* default limit of one attempt */
 #define WH_RETRY_AFTER_MAX_MS 86400000 /* a Retry-After longer than a day is read as a day */
 #define WH_POLL_MAX_MS 1000            /* the thread looks at its clock at least this often */
@@ -82,6 +88,7 @@ typedef struct wh_key {
     struct wh_key *hnext; /* hash chain */
     struct wh_key *lnext; /* the ready list or the timer list */
     wh_rec *head, *tail;
+    size_t n;       /* records in the FIFO */
     int64_t due_ms; /* monotonic: when the head may be tried again (KEY_WAITING) */
     wh_key_state state;
     uint32_t hash;
@@ -132,7 +139,8 @@ typedef struct wh_sink {
     pthread_mutex_t mu;
     pthread_cond_t idle; /* signalled when held drops to 0 */
     wh_rec *inbox, *inbox_tail;
-    size_t held; /* records taken by deliver() and not yet reported */
+    size_t held;   /* records taken by deliver() and not yet reported */
+    size_t parked; /* of those, the records of keys waiting out a backoff */
     bool stop;
     vg_sink_health health; /* in_flight is held */
 
@@ -302,9 +310,20 @@ ready_push(wh_sink *s, wh_key *k)
     s->ready_tail = k;
 }
 
+/* Records that start or stop waiting behind a backoff (delta may be
+ * negative): deliver() does not count them against max_held. */
+static void
+park(wh_sink *s, ptrdiff_t delta)
+{
+    pthread_mutex_lock(&s->mu);
+    s->parked = (size_t)((ptrdiff_t)s->parked + delta);
+    pthread_mutex_unlock(&s->mu);
+}
+
 static void
 timer_push(wh_sink *s, wh_key *k, int64_t due_ms)
 {
+    park(s, (ptrdiff_t)k->n);
     k->state = KEY_WAITING;
     k->due_ms = due_ms;
     wh_key **p = &s->timers;
@@ -323,6 +342,9 @@ key_add(wh_sink *s, wh_rec *rec)
     if (k != NULL) {
         k->tail->next = rec;
         k->tail = rec;
+        k->n++;
+        if (k->state == KEY_WAITING)
+            park(s, 1);
         return;
     }
     size_t n = strlen(rec->key) + 1;
@@ -335,6 +357,7 @@ key_add(wh_sink *s, wh_rec *rec)
     memcpy(k->name, rec->key, n);
     k->hash = h;
     k->head = k->tail = rec;
+    k->n = 1;
     k->hnext = s->buckets[h & (s->nbuckets - 1)];
     s->buckets[h & (s->nbuckets - 1)] = k;
     ready_push(s, k);
@@ -358,6 +381,7 @@ key_pop(wh_sink *s, wh_key *k)
 {
     wh_rec *rec = k->head;
     k->head = rec->next;
+    k->n--;
     if (k->head == NULL)
         key_free(s, k);
     else
@@ -388,6 +412,7 @@ wh_disable(wh_sink *s)
             if (k->state == KEY_SENDING) {
                 k->head->next = NULL;
                 k->tail = k->head;
+                k->n = 1;
                 p = &k->hnext;
             } else {
                 *p = k->hnext;
@@ -396,6 +421,9 @@ wh_disable(wh_sink *s)
         }
     }
     s->ready = s->ready_tail = s->timers = NULL; /* every key in them is gone */
+    pthread_mutex_lock(&s->mu);
+    s->parked = 0;
+    pthread_mutex_unlock(&s->mu);
 }
 
 /* ---- Attempts ---------------------------------------------------------- */
@@ -636,6 +664,7 @@ wh_thread(void *arg)
         while (s->timers != NULL && s->timers->due_ms <= now) {
             wh_key *k = s->timers;
             s->timers = k->lnext;
+            park(s, -(ptrdiff_t)k->n);
             ready_push(s, k);
         }
         while (s->ready != NULL && s->nfree > 0) {
@@ -912,13 +941,13 @@ wh_deliver(void *self, const vg_outrec *recs, size_t n)
     if (n == 0)
         return VG_OK;
     pthread_mutex_lock(&s->mu);
-    bool full = s->held >= s->max_held;
+    bool full = s->held - s->parked >= s->max_held || s->held >= s->max_held * WH_PARKED_FACTOR;
     pthread_mutex_unlock(&s->mu);
     if (full)
         return VG_ELIMIT;
 
     /* copies made outside the lock; deliver has one caller at a time, so the
-     * check above still holds (at worst a batch overshoots max_held once) */
+     * check above still holds (at worst a batch overshoots a limit once) */
     wh_rec *first = NULL, **tail = &first, *last = NULL;
     for (size_t i = 0; i < n; i++) {
         const vg_outrec *o = &recs[i];

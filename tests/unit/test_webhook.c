@@ -270,6 +270,14 @@ respond_flaky(server *sv, const request *r, char *extra, size_t extralen)
     return sv->answered < sv->fail_first ? 503 : 200;
 }
 
+/* 503 for key 0 (a hot key the endpoint refuses), 200 for the others */
+static int
+respond_hot_key_fails(server *sv, const request *r, char *extra, size_t extralen)
+{
+    (void)sv, (void)extra, (void)extralen;
+    return r->key == 0 ? 503 : 200;
+}
+
 static int
 respond_gone(server *sv, const request *r, char *extra, size_t extralen)
 {
@@ -906,8 +914,12 @@ static void
 test_webhook_deliver_refuses_beyond_sixteen_per_slot(void **state)
 {
     (void)state;
+    /* a receiver that never answers: the records are in flight or ready,
+     * none waits out a backoff */
+    server sv;
+    server_start(&sv, respond_silent, 0);
     char url[64];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/hook", free_port());
+    url_of(url, sizeof url, &sv);
     static const int64_t sched[] = {60000};
     vg_sink_conf conf = test_conf(url, sched, 1);
     conf.max_in_flight = 1;
@@ -922,7 +934,77 @@ test_webhook_deliver_refuses_beyond_sixteen_per_slot(void **state)
     t->health(self, &h);
     assert_int_equal(h.in_flight, 16);
     close_sink(self); /* unfinished records are freed, not reported */
+    server_stop(&sv);
     assert_int_equal(res.reports, 0);
+}
+
+/* Offers one record (seq, key k) until the sink takes it, as the engine
+ * would offer it again; false if it did not within 5 s. */
+static bool
+offer_until_taken(void *self, int seq, int k)
+{
+    const vg_sink_type *t = vg_sink_find("webhook");
+    char id[32], key[16], json[128];
+    snprintf(id, sizeof id, "k%d-%d", k, seq);
+    snprintf(key, sizeof key, "card-%d", k);
+    int n = snprintf(json, sizeof json, "{\"id\":\"%s\",\"seq\":%d}", id, seq);
+    vg_outrec r = {
+        .seq = (uint64_t)seq, .rule = "r", .id = id, .key = key, .json = json, .len = (size_t)n};
+    for (int64_t until = mono_ms() + 5000; mono_ms() < until; sleep_ms(5)) {
+        vg_err err = t->deliver(self, &r, 1);
+        if (err == VG_OK)
+            return true;
+        assert_int_equal(err, VG_ELIMIT);
+    }
+    return false;
+}
+
+static void
+test_webhook_a_failing_key_does_not_hold_back_the_others(void **state)
+{
+    (void)state;
+    /* key 0's alerts are refused and wait out a long backoff; more of them
+     * than the sink holds (16 with one slot) pile up behind the first: the
+     * other keys' alerts must still be taken and delivered */
+    server sv;
+    server_start(&sv, respond_hot_key_fails, 0);
+    char url[64];
+    url_of(url, sizeof url, &sv);
+    static const int64_t sched[] = {60000};
+    vg_sink_conf conf = test_conf(url, sched, 1);
+    conf.max_in_flight = 1;
+    void *self = open_sink(&conf);
+
+    assert_true(offer_until_taken(self, 1, 0));
+    for (int64_t until = mono_ms() + 5000; attempts() < 1 && mono_ms() < until;)
+        sleep_ms(5);
+    assert_int_equal(attempts(), 1); /* refused: key 0 now waits a minute */
+    int seq = 2;
+    for (; seq <= 40; seq++) /* behind it: parked, not counted as held */
+        assert_true(offer_until_taken(self, seq, 0));
+    for (int k = 1; k <= 40; k++, seq++)
+        if (!offer_until_taken(self, seq, k))
+            fail_msg("key %d's alert was not taken while key 0 waits out its backoff", k);
+    int delivered = 0;
+    for (int64_t until = mono_ms() + 5000; mono_ms() < until; sleep_ms(10)) {
+        delivered = 0;
+        pthread_mutex_lock(&res.mu);
+        for (int q = 41; q < seq; q++)
+            delivered += res.outcome[q] == 1 + VG_SINK_DELIVERED;
+        pthread_mutex_unlock(&res.mu);
+        if (delivered == 40)
+            break;
+    }
+    assert_int_equal(delivered, 40);
+    pthread_mutex_lock(&res.mu);
+    for (int q = 1; q <= 40; q++)
+        assert_int_equal(res.outcome[q], 0); /* key 0: still waiting, in order */
+    pthread_mutex_unlock(&res.mu);
+    vg_sink_health h;
+    vg_sink_find("webhook")->health(self, &h);
+    assert_int_equal(h.in_flight, 40);
+    close_sink(self);
+    server_stop(&sv);
 }
 
 int
@@ -941,6 +1023,7 @@ main(void)
         cmocka_unit_test(test_webhook_attempt_timeout_is_a_failure),
         cmocka_unit_test(test_webhook_uses_its_proxy_setting_and_ignores_the_environment),
         cmocka_unit_test(test_webhook_deliver_refuses_beyond_sixteen_per_slot),
+        cmocka_unit_test(test_webhook_a_failing_key_does_not_hold_back_the_others),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
