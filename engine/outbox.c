@@ -235,6 +235,17 @@ find_cursor(outbox *o, const char *sink)
     return NULL;
 }
 
+typedef struct first_rec {
+    uint64_t seq; /* the first record's number; the end when there is none */
+} first_rec;
+
+static bool
+first_one(void *ctx, const vg_outbox_rec *r)
+{
+    ((first_rec *)ctx)->seq = r->seq;
+    return false;
+}
+
 vg_err
 vg_engine_outbox_cursor(vg_engine *e, const char *sink, uint64_t *seq)
 {
@@ -249,6 +260,15 @@ vg_engine_outbox_cursor(vg_engine *e, const char *sink, uint64_t *seq)
     vg_err err = store_meta(e->st, name, &v, false);
     /* a sink never seen starts with the alerts made from now on */
     *seq = v < 0 ? e->ob.flushed : (uint64_t)v;
+    if (err == VG_OK && v >= 0) {
+        /* a sink back after a while away (taken out of the config, then put
+         * back) may find the records after its cursor deleted, as no sink
+         * present needed them: it goes on from the first one still here */
+        first_rec F = {e->ob.next};
+        err = vg_engine_outbox_read(e, *seq, first_one, &F);
+        if (err == VG_OK && F.seq > *seq)
+            *seq = F.seq;
+    }
     return err;
 }
 

@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "vg_config.h"
 #include "vg_engine.h"
@@ -238,6 +239,58 @@ parse_duration(const char *s, int64_t *out)
     return false;
 }
 
+/* A sink's name: its type, and where it goes, as a stable text that keys its
+ * cursor and labels its metrics. A file's path is made absolute (the same
+ * file is the same sink however the config was named on the command line);
+ * a URL loses what may be secret: the user and password before '@', and the
+ * query. */
+static char *
+sink_name(const char *type, const char *url, const char *path)
+{
+    vg_buf b = {0};
+    bool ok = vg_buf_printf(&b, "%s", type) == VG_OK;
+    if (path != NULL) {
+        char *abs = NULL;
+        if (path[0] == '/') {
+            abs = strdup(path);
+        } else {
+            char cwd[4096];
+            if (getcwd(cwd, sizeof cwd) != NULL) {
+                size_t n = strlen(cwd) + strlen(path) + 2;
+                if ((abs = malloc(n)) != NULL)
+                    snprintf(abs, n, "%s/%s", cwd, path);
+            }
+        }
+        /* the folder's real path (links, "..") when it exists */
+        char *slash = abs ? strrchr(abs, '/') : NULL, real[4096];
+        if (slash != NULL && slash != abs) {
+            *slash = '\0';
+            bool found = realpath(abs, real) != NULL;
+            *slash = '/';
+            if (found)
+                ok &= vg_buf_printf(&b, ":%s%s", real, slash) == VG_OK;
+            else
+                ok &= vg_buf_printf(&b, ":%s", abs) == VG_OK;
+        } else {
+            ok &= vg_buf_printf(&b, ":%s", abs ? abs : path) == VG_OK;
+        }
+        free(abs);
+    } else if (url != NULL) {
+        const char *host = strstr(url, "://");
+        host = host ? host + 3 : url;
+        const char *end = host + strcspn(host, "/?#");
+        const char *at = memchr(host, '@', (size_t)(end - host));
+        ok &= vg_buf_printf(&b, ":%.*s%s", (int)(host - url), url, at ? "***@" : "") == VG_OK;
+        const char *from = at ? at + 1 : host;
+        size_t keep = strcspn(from, "?#");
+        ok &=
+            vg_buf_printf(&b, "%.*s%s", (int)keep, from, from[keep] == '?' ? "?***" : "") == VG_OK;
+    }
+    char *name = ok ? strdup(b.data) : NULL; /* NULL: out of memory */
+    vg_buf_free(&b);
+    return name;
+}
+
 /* A path from the config, relative to its folder. */
 static char *
 resolve(const char *cfgpath, const char *p)
@@ -428,12 +481,9 @@ sink_conf(const vg_sink_config *in, unsigned i, const char *path, vg_sink_conf *
     o->rules = (const char *const *)in->rules;
     o->nrules = in->rules_count;
     o->path = resolve(path, in->path);
-    const char *where = in->url ? in->url : o->path;
-    size_t nl = strlen(in->type) + (where ? strlen(where) + 1 : 0) + 1;
-    char *name = malloc(nl);
+    char *name = sink_name(in->type, in->url, in->url ? NULL : o->path);
     if (name == NULL)
         return false;
-    snprintf(name, nl, "%s%s%s", in->type, where ? ":" : "", where ? where : "");
     o->name = name;
     char **sec = NULL;
     size_t nsec = 0;

@@ -14,6 +14,8 @@
 #   d. the address guard: without allow_private nothing reaches loopback or
 #      the metadata address, the engine keeps acking, failures are counted
 #   e. the nng PUB sink: a subscriber (tests/live/sub.c) gets "<rule>\0<json>"
+#   f. a sink taken out of the config and put back: no re-sends, the outbox
+#      empties
 #
 #   sh tests/cli/sinks.sh path/to/vigil path/to/source-tree [npm-dir [path/to/sub]]
 #
@@ -539,6 +541,42 @@ stop_receiver "$tmp/d/recv.jsonl"
     bad "deliveries reached a loopback receiver without allow_private: $(head -4 \
         "$tmp/d/recv.jsonl")"
 say "d: failed attempts: $(echo "$m2" | grep '^vigil_sink_failed_attempts_total' | tr '\n' ' ')"
+
+# --- f. a sink taken out of the config and put back ------------------------------
+# While it was out, the other sink's cursor let the outbox go; back, it goes
+# on from the first alert still there: no re-sends, no outbox that never
+# empties, however the config file's path is spelled
+mkdir -p "$tmp/f/sub"
+head -n 3001 "$tmp/g.csv" >"$tmp/f/p1.csv"
+sed -n '1p;3002,9001p' "$tmp/g.csv" >"$tmp/f/p2.csv"
+for c in both one; do
+    {
+        printf 'state: {path: st}\ningest: ipc://%s/f/ingest.ipc\nsinks:\n' "$tmp"
+        printf '  - {type: jsonl, path: j.jsonl}\n'
+        [ $c = both ] && printf '  - {type: jsonl, path: k.jsonl}\n'
+    } >"$tmp/f/$c.yaml"
+done
+depth() { metric "vigil_outbox_depth{sink=\"jsonl:$tmp/f/$1.jsonl\"}"; }
+start "$tmp/f/both.yaml" "$tmp/f/err"
+"$vigil" send -q --to "ipc://$tmp/f/ingest.ipc" --input "$tmp/f/p1.csv" && ok || bad "f: send p1"
+drained "jsonl:$tmp/f/j.jsonl" "jsonl:$tmp/f/k.jsonl" && ok || bad "f: p1 not drained: $(depth j) $(depth k)"
+stop
+start "$tmp/f/one.yaml" "$tmp/f/err"
+"$vigil" send -q --to "ipc://$tmp/f/ingest.ipc" --input "$tmp/f/p2.csv" && ok || bad "f: send p2"
+drained "jsonl:$tmp/f/j.jsonl" && ok || bad "f: p2 not drained: $(depth j)"
+stop
+k1=$(wc -l <"$tmp/f/k.jsonl")
+for cfg in "$tmp/f/both.yaml" "$tmp/f/sub/../both.yaml"; do
+    start "$cfg" "$tmp/f/err"
+    drained "jsonl:$tmp/f/j.jsonl" "jsonl:$tmp/f/k.jsonl" && ok ||
+        bad "f: k put back ($cfg): depth j $(depth j), k $(depth k)"
+    stop
+done
+[ "$(wc -l <"$tmp/f/k.jsonl")" = "$k1" ] && ok ||
+    bad "f: k put back was sent $(($(wc -l <"$tmp/f/k.jsonl") - k1)) alerts again"
+! grep -q "some alerts are not delivered yet" "$tmp/f/err" && ok ||
+    bad "f: a stop waited for alerts it could not deliver: $(cat "$tmp/f/err")"
+say "f: a sink put back goes on from the outbox's first alert"
 
 echo "sinks: $((n - fails)) of $n checks passed in $(($(date +%s) - began)) s"
 [ $fails -eq 0 ]
