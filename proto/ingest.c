@@ -26,6 +26,35 @@ vg_batch_encode(const vg_schema *sc, const vg_event *const *evs, size_t n, bool 
     return err;
 }
 
+/* A copy of s[0..len) (up to a NUL) fit for a protobuf string, which must be
+ * UTF-8: each byte that is not part of a valid sequence becomes U+FFFD, so
+ * an event id or a message made of a producer's bad bytes cannot make the
+ * reply unreadable to a strict client (Python, Go, Java reject it). */
+static char *
+utf8_dup(const char *s, size_t len)
+{
+    size_t n = strnlen(s, len);
+    char *out = malloc(n * 3 + 1); /* a bad byte (1) becomes 3 */
+    if (out == NULL)
+        return NULL;
+    size_t o = 0;
+    for (size_t i = 0; i < n;) {
+        uint32_t cp;
+        size_t k = vg_utf8_decode((const unsigned char *)s + i, n - i, &cp);
+        if (k == 0) {
+            memcpy(out + o, "\xEF\xBF\xBD", 3);
+            o += 3;
+            i++;
+        } else {
+            memcpy(out + o, s + i, k);
+            o += k;
+            i += k;
+        }
+    }
+    out[o] = '\0';
+    return out;
+}
+
 vg_err
 vg_reply_encode(const vg_reply *r, vg_buf *out)
 {
@@ -41,7 +70,7 @@ vg_reply_encode(const vg_reply *r, vg_buf *out)
     for (size_t i = 0; i < r->nrej && err == VG_OK; i++) {
         vigil__v1__rejection__init(&rj[i]);
         rj[i].index = r->rej[i].index;
-        ids[i] = strndup(r->rej[i].event_id ? r->rej[i].event_id : "", r->rej[i].idlen);
+        ids[i] = utf8_dup(r->rej[i].event_id ? r->rej[i].event_id : "", r->rej[i].idlen);
         if (ids[i] == NULL)
             err = VG_ENOMEM;
         rj[i].event_id = ids[i];
@@ -67,7 +96,7 @@ vg_reply_encode(const vg_reply *r, vg_buf *out)
     for (size_t i = 0; i < r->ndec && err == VG_OK; i++) {
         const vg_decision *d = &r->dec[i];
         vigil__v1__decision__init(&dm[i]);
-        strs[ns] = strndup(d->event_id ? d->event_id : "", d->idlen);
+        strs[ns] = utf8_dup(d->event_id ? d->event_id : "", d->idlen);
         if (strs[ns] == NULL) {
             err = VG_ENOMEM;
             break;
@@ -84,7 +113,7 @@ vg_reply_encode(const vg_reply *r, vg_buf *out)
             hm[h].rule = (char *)x->rule;
             hm[h].score = (uint32_t)x->score;
             hm[h].action = (Vigil__V1__Action)(x->action + 1);
-            strs[ns] = strndup(x->message ? x->message : "", x->message_len);
+            strs[ns] = utf8_dup(x->message ? x->message : "", x->message_len);
             if (strs[ns] == NULL)
                 err = VG_ENOMEM;
             hm[h].message = strs[ns++];

@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include "vg_event.h"
 #include "vg_schema.h"
 #include "vg_schema_pb.h"
 #include "vigil.pb-c.h"
@@ -148,6 +149,35 @@ test_clashing_rule_names_are_refused(void **state)
     free(fields);
 }
 
+/* A reply echoes ids and messages from producers' events; protobuf strings
+ * must be UTF-8 (strict clients refuse the whole message otherwise), so bad
+ * bytes are replaced, valid text kept. */
+static void
+test_reply_strings_are_made_valid_utf8(void **state)
+{
+    (void)state;
+    vg_rejection rej = {.index = 3,
+                        .event_id = "\xff\xfe-ok-\xc3\xa9-\xc3",
+                        .idlen = 11,
+                        .reason = "r",
+                        .code = "malformed"};
+    vg_rule_hit hit = {.rule = "x", .message = "caf\xe9 \xe2\x82\xac", .message_len = 8};
+    vg_decision dec = {.event_id = "\xc0\xafid", .idlen = 4, .hits = &hit, .nhits = 1};
+    vg_reply rep = {.accepted = 1, .rej = &rej, .nrej = 1, .dec = &dec, .ndec = 1};
+    vg_buf enc = {0};
+    assert_int_equal(vg_reply_encode(&rep, &enc), VG_OK);
+    vg_reply got;
+    assert_int_equal(vg_reply_decode((const uint8_t *)enc.data, enc.len, &got), VG_OK);
+    assert_int_equal(got.nrej, 1);
+    assert_string_equal(got.rej[0].event_id, "\xef\xbf\xbd\xef\xbf\xbd-ok-\xc3\xa9-\xef\xbf\xbd");
+    assert_int_equal(got.ndec, 1);
+    /* an overlong '/' (C0 AF) is two bad bytes, not a slash */
+    assert_string_equal(got.dec[0].event_id, "\xef\xbf\xbd\xef\xbf\xbdid");
+    assert_string_equal(got.dec[0].hits[0].message, "caf\xef\xbf\xbd \xe2\x82\xac");
+    vg_reply_free(&got);
+    vg_buf_free(&enc);
+}
+
 int
 main(void)
 {
@@ -157,6 +187,7 @@ main(void)
         cmocka_unit_test(test_account_event_fields),
         cmocka_unit_test(test_fields_added_to_the_proto_appear_in_the_schema),
         cmocka_unit_test(test_clashing_rule_names_are_refused),
+        cmocka_unit_test(test_reply_strings_are_made_valid_utf8),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
