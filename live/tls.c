@@ -139,3 +139,41 @@ vg_tls_dial(nng_socket s, const char *url, const vg_tls_files *tls, char *why, s
     nng_tls_config_free(cfg);
     return VG_OK;
 }
+
+vg_err
+vg_tls_check_listen(const char *url, const vg_tls_files *tls, char *why, size_t whylen)
+{
+    static const char *const schemes[] = {"tcp",     "tcp4",     "tcp6",     "ipc",
+                                          "tls+tcp", "tls+tcp4", "tls+tcp6", NULL};
+    nng_url *u = NULL;
+    int rv = nng_url_parse(&u, url);
+    if (rv != 0) {
+        snprintf(why, whylen,
+                 "'%s' is not an address to listen on (%s): write tcp://HOST:PORT, "
+                 "ipc:///PATH or tls+tcp://HOST:PORT",
+                 url, nng_strerror(rv));
+        return VG_EINVAL;
+    }
+    bool known = false;
+    for (size_t i = 0; schemes[i] != NULL; i++)
+        known |= strcmp(u->u_scheme, schemes[i]) == 0;
+    bool ipc = strcmp(u->u_scheme, "ipc") == 0;
+    bool port = u->u_port != NULL && u->u_port[0] != '\0' && strcmp(u->u_port, "0") != 0;
+    if (!known || (ipc ? u->u_path[0] == '\0' : !port)) {
+        snprintf(why, whylen,
+                 !known ? "'%s': vigil listens on tcp://, ipc:// and tls+tcp:// addresses"
+                 : ipc  ? "'%s' names no file: write ipc:///PATH"
+                        : "'%s' has no port: write tcp://HOST:PORT",
+                 url);
+        nng_url_free(u);
+        return VG_EINVAL;
+    }
+    nng_url_free(u);
+    if (vg_tls_url(url)) {
+        nng_tls_config *cfg = config(NNG_TLS_MODE_SERVER, tls, why, whylen);
+        if (cfg == NULL)
+            return VG_EINVAL;
+        nng_tls_config_free(cfg);
+    }
+    return VG_OK;
+}

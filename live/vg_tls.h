@@ -27,6 +27,10 @@ bool vg_tls_url(const char *url); /* tls+tcp:// */
  * or VG_EIO with *why (what, and what to do). */
 vg_err vg_tls_listen(nng_socket s, const char *url, const vg_tls_files *tls, char *why,
                      size_t whylen);
+/* Checks what vg_tls_listen() would need, without listening: url is a
+ * tcp://, ipc:// or tls+tcp:// address nng can parse, with a port or a path;
+ * for tls+tcp://, the files load. VG_EINVAL with *why. */
+vg_err vg_tls_check_listen(const char *url, const vg_tls_files *tls, char *why, size_t whylen);
 /* Dials url without blocking (nng keeps trying); a tls+tcp:// url needs
  * tls->ca. */
 vg_err vg_tls_dial(nng_socket s, const char *url, const vg_tls_files *tls, char *why,

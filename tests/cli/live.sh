@@ -404,6 +404,26 @@ printf 'rule r { where amout > 1 }\n' >"$tmp/bad.vgl"
 rc=$?
 [ $rc -eq 1 ] && ok || bad "run with broken rules: exit $rc, expected 1"
 grep -q "did you mean 'amount'" "$tmp/err5" && ok || bad "run shows the rule errors"
+# --check-config checks the addresses and the TLS files as run would use them
+for bad in "--ingest tcp://127.0.0.1" "--ingest foo://x:1" "--stream ipc://" "--http localhost" \
+    "--ingest tls+tcp://127.0.0.1:7999"; do
+    # shellcheck disable=SC2086 # the option and its value
+    "$vigil" run --rules "$rules" --state "$tmp/s11" $bad --check-config 2>"$tmp/err11"
+    rc=$?
+    [ $rc -eq 78 ] && ok || bad "--check-config $bad: exit $rc, expected 78"
+    grep -q "error: " "$tmp/err11" && ok || bad "--check-config $bad says nothing: $(cat "$tmp/err11")"
+done
+printf 'tls: {cert: nope.pem, key: nope.key}\ningest: tls+tcp://127.0.0.1:7999\n' >"$tmp/tlsbad.yaml"
+"$vigil" run --rules "$rules" --config "$tmp/tlsbad.yaml" --check-config 2>"$tmp/err11"
+rc=$?
+[ $rc -eq 78 ] && ok || bad "--check-config with missing TLS files: exit $rc, expected 78"
+grep -q "can't read the TLS certificate '$tmp/nope.pem'" "$tmp/err11" && ok ||
+    bad "missing TLS files: $(cat "$tmp/err11")"
+printf 'tls: {cert: nope.pem, key: nope.key}\n' >"$tmp/tlsunused.yaml"
+"$vigil" run --rules "$rules" --config "$tmp/tlsunused.yaml" --state "$tmp/s11" --check-config \
+    >/dev/null 2>"$tmp/err11" && ok || bad "tls set but unused is not an error"
+grep -q "warning: tls is set but neither ingest nor stream" "$tmp/err11" && ok ||
+    bad "tls set but unused: no warning: $(cat "$tmp/err11")"
 # --- the run config ---------------------------------------------------------------
 mkdir "$tmp/cfg"
 cat >"$tmp/cfg/vigil.yaml" <<EOC

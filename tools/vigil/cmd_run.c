@@ -14,6 +14,7 @@
 #include "vg_deliver.h"
 #include "vg_rules.h"
 #include "vg_server.h"
+#include "vg_tls.h"
 
 static void
 run_usage(FILE *f)
@@ -97,6 +98,47 @@ log_attempt(void *ctx, const char *sink, const char *alert_id, int attempt, long
         snprintf(what, sizeof what, "status %ld%s", status, error && *error ? ", " : "");
     fprintf(stderr, "vigil run: %s sink %s: alert %s, attempt %d failed: %s%s (%.0f ms)\n", when,
             sink, alert_id, attempt, what, error ? error : "", latency_s * 1000);
+}
+
+/* The addresses the engine will listen on, checked before anything starts
+ * (and by --check-config): each parses, has a port or a path, and for
+ * tls+tcp:// the TLS files load. TLS files that no address uses are worth a
+ * warning. */
+static bool
+endpoints_ok(const vg_server_opts *o, const char *config)
+{
+    const char *where = config ? config : "vigil run";
+    char why[512];
+    const char *names[] = {"ingest", "stream"}, *urls[] = {o->ingest_url, o->stream_url};
+    bool ok = true, tls_used = false;
+    for (int i = 0; i < 2; i++) {
+        if (urls[i] == NULL)
+            continue;
+        tls_used |= vg_tls_url(urls[i]);
+        if (vg_tls_check_listen(urls[i], &o->tls, why, sizeof why) != VG_OK) {
+            fprintf(stderr, "%s: error: %s: %s\n", where, names[i], why);
+            ok = false;
+        }
+    }
+    if (o->http[0] != '\0') {
+        const char *colon = strrchr(o->http, ':');
+        char *end = NULL;
+        long port = colon ? strtol(colon + 1, &end, 10) : 0;
+        if (colon == NULL || colon == o->http || end == colon + 1 || *end != '\0' || port < 1 ||
+            port > 65535) {
+            fprintf(stderr,
+                    "%s: error: http: '%s' is not HOST:PORT (like 127.0.0.1:7471; \"none\" for "
+                    "no admin endpoint)\n",
+                    where, o->http);
+            ok = false;
+        }
+    }
+    if (ok && !tls_used && (o->tls.cert || o->tls.key || o->tls.ca))
+        fprintf(stderr,
+                "%s: warning: tls is set but neither ingest nor stream is a tls+tcp:// "
+                "address: the certificates are not used\n",
+                where);
+    return ok;
 }
 
 /* What SIGHUP compiles: the same paths as at start. */
@@ -222,6 +264,11 @@ cmd_run(int argc, char **argv)
     o.review_at = cfg.review_at;
     o.max_state_bytes = (size_t)cfg.max_size;
     o.block_at = cfg.block_at;
+    if (!endpoints_ok(&o, config)) {
+        vg_config_free(&cfg);
+        vg_config_sinks_free(sinks, nsinks);
+        return VG_EXIT_CONFIG;
+    }
     if (nrules == 0)
         rules[nrules++] = cfg.rules ? cfg.rules : "rules";
     vg_compile_opts copts = {.diag = cli_print_diag};
