@@ -269,6 +269,17 @@ vg_engine_open(vg_ruleset *rs, const vg_engine_opts *opts, char *why, size_t why
                    opts && opts->max_state_bytes ? opts->max_state_bytes : (size_t)64 << 30, &e->st,
                    why, whylen);
     if (err == VG_OK && e->tmpdir == NULL) {
+        /* data.mdb may be new: its name durable in the folder before any
+         * checkpoint lets the event log drop what it holds */
+        int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0 || fsync(dfd) != 0) {
+            snprintf(why, whylen, "can't sync the state folder '%s': %s", dir, strerror(errno));
+            err = VG_EIO;
+        }
+        if (dfd >= 0)
+            close(dfd);
+    }
+    if (err == VG_OK && e->tmpdir == NULL) {
         int64_t clock = INT64_MIN;
         err = store_meta(e->st, "clock", &clock, false);
         if (err == VG_OK && clock != INT64_MIN) {
