@@ -157,7 +157,7 @@ struct server {
 
 /* Moves the engine thread's counts into what /metrics shows (end of a group). */
 static void
-publish(server *S, size_t nreq, const size_t *sizes, double group_s, double commit_s)
+publish(server *S, size_t nreq, const histo *sizes, double group_s, double commit_s)
 {
     uint64_t used, size;
     vg_engine_store_usage(S->eng, &used, &size);
@@ -176,8 +176,12 @@ publish(server *S, size_t nreq, const size_t *sizes, double group_s, double comm
     m->bad_messages = S->bad_msgs;
     m->oversized = S->oversized;
     m->batches += nreq;
-    for (size_t i = 0; i < nreq; i++)
-        histo_add(&m->batch_events, (double)sizes[i]);
+    if (sizes != NULL) {
+        for (int i = 0; i < NBUCKETS; i++)
+            m->batch_events.n[i] += sizes->n[i];
+        m->batch_events.count += sizes->count;
+        m->batch_events.sum += sizes->sum;
+    }
     if (nreq > 0) {
         histo_add(&m->group_seconds, group_s);
         histo_add(&m->commit_seconds, commit_s);
@@ -215,6 +219,15 @@ metrics_text(void *ctx, vg_buf *b)
     server *S = ctx;
     pthread_mutex_lock(&S->mu);
     const metrics *m = &S->m;
+    uint64_t in = m->accepted + m->duplicates;
+    for (int i = 0; i < NCODES; i++)
+        in += m->rejected[i];
+    vg_buf_printf(b,
+                  "# HELP vigil_events_in_total Events received in batches (each one accepted, "
+                  "a duplicate or rejected).\n"
+                  "# TYPE vigil_events_in_total counter\n"
+                  "vigil_events_in_total %" PRIu64 "\n",
+                  in);
     vg_buf_printf(b, "# HELP vigil_events_total Events received, by what became of them.\n"
                      "# TYPE vigil_events_total counter\n");
     vg_buf_printf(b, "vigil_events_total{outcome=\"accepted\"} %" PRIu64 "\n", m->accepted);
@@ -908,11 +921,13 @@ engine_main(void *arg)
             break;
         vg_err err = VG_OK;
         double t0 = now_s();
-        size_t sizes[NCTX], nreq = 0;
+        histo sizes = {.bounds = size_bounds};
+        size_t nreq = 0;
         for (req *r = group; r != NULL && err == VG_OK; r = r->next) {
             r->nevents = 0;
             err = process(S, r);
-            sizes[nreq++ % NCTX] = r->nevents;
+            histo_add(&sizes, (double)r->nevents);
+            nreq++;
         }
         double t1 = now_s();
         if (err == VG_OK)
@@ -938,7 +953,7 @@ engine_main(void *arg)
                 say(S, "writing state back failed: %s (the log keeps everything)",
                     vg_strerror(merr));
         }
-        publish(S, nreq < NCTX ? nreq : NCTX, sizes, t1 - t0, t2 - t1);
+        publish(S, nreq, &sizes, t1 - t0, t2 - t1);
         for (req *r = group, *next; r != NULL; r = next) {
             next = r->next;
             if (r->pull) {
@@ -1087,6 +1102,16 @@ vg_server_run(vg_ruleset *rs, const vg_server_opts *opts)
         say(S, "%s", why[0] ? why : vg_strerror(err));
         goto done;
     }
+    /* /healthz answers from here on, through a long recovery; /readyz only
+     * once batches are taken */
+    publish(S, 0, NULL, 0, 0);
+    if (o.http != NULL && o.http[0] != '\0') {
+        vg_admin_fns fns = {metrics_text, is_ready, S};
+        if (vg_admin_start(o.http, &fns, &S->admin, why, sizeof why) != VG_OK) {
+            say(S, "%s (set http to another address, or to \"\" for none)", why);
+            goto done;
+        }
+    }
     /* recovery: the log's records after the checkpoint, through the engine */
     int64_t from = vg_engine_logpos(S->eng);
     if (end > from) {
@@ -1110,6 +1135,7 @@ vg_server_run(vg_ruleset *rs, const vg_server_opts *opts)
                                           : "state.max_size reached: start with a larger max_size");
         goto done;
     }
+    publish(S, 0, NULL, 0, 0); /* what recovery made; the engine thread publishes next */
     if ((rv = nng_rep0_open(&S->sock)) != 0 ||
         /* nng drops a bigger message and the connection with it, unanswered;
          * up to twice the limit it is read, answered with an error, counted */
@@ -1152,14 +1178,6 @@ vg_server_run(vg_ruleset *rs, const vg_server_opts *opts)
         goto done;
     }
     started = true;
-    publish(S, 0, NULL, 0, 0);
-    if (o.http != NULL && o.http[0] != '\0') {
-        vg_admin_fns fns = {metrics_text, is_ready, S};
-        if (vg_admin_start(o.http, &fns, &S->admin, why, sizeof why) != VG_OK) {
-            say(S, "%s (set http to another address, or to \"\" for none)", why);
-            goto done;
-        }
-    }
     pthread_mutex_lock(&S->mu);
     S->m.ready = true;
     pthread_mutex_unlock(&S->mu);

@@ -90,7 +90,7 @@ grep -q "stopped: $((nev + 1)) events" err && ok || bad "the refused sends took 
 printf 'ingest: "%s"\nhttp: ""\nstate: {path: state2}\n' "$url" >nocert.yaml
 "$vigil" run --config nocert.yaml --rules "$top/rules/examples" >/dev/null 2>err2
 rc=$?
-[ $rc -eq 1 ] && ok || bad "tls+tcp:// without tls: exit $rc"
+[ $rc -eq 78 ] && ok || bad "tls+tcp:// without tls: exit $rc, expected 78 (a config error)"
 grep -q "tls+tcp:// needs tls.cert and tls.key" err2 && ok || bad "no certificate: $(cat err2)"
 
 echo "tls: $n checks, $fails failed"
