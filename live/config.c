@@ -17,7 +17,7 @@ typedef struct raw_state {
     char *path, *max_size;
 } raw_state;
 typedef struct raw_decisions {
-    unsigned review_at, block_at;
+    unsigned *review_at, *block_at; /* NULL: absent (0 is a threshold) */
 } raw_decisions;
 typedef struct raw_tls {
     char *cert, *key, *ca;
@@ -48,8 +48,11 @@ static const cyaml_schema_value_t string_entry = {
 static const cyaml_schema_field_t state_fields[] = {
     STR("path", raw_state, path), STR("max_size", raw_state, max_size), CYAML_FIELD_END};
 static const cyaml_schema_field_t decision_fields[] = {
-    CYAML_FIELD_UINT("review_at", CYAML_FLAG_OPTIONAL, raw_decisions, review_at),
-    CYAML_FIELD_UINT("block_at", CYAML_FLAG_OPTIONAL, raw_decisions, block_at), CYAML_FIELD_END};
+    CYAML_FIELD_UINT_PTR("review_at", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, raw_decisions,
+                         review_at),
+    CYAML_FIELD_UINT_PTR("block_at", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, raw_decisions,
+                         block_at),
+    CYAML_FIELD_END};
 static const cyaml_schema_field_t tls_fields[] = {
     STR("cert", raw_tls, cert), STR("key", raw_tls, key), STR("ca", raw_tls, ca), CYAML_FIELD_END};
 static const cyaml_schema_field_t sink_fields[] = {
@@ -354,8 +357,8 @@ vg_config_load(const char *path, vg_config *c, FILE *err)
     c->http = r->http ? strdup(r->http) : NULL;
     c->idle_advance = r->idle_advance;
     if (r->decisions) {
-        c->review_at = r->decisions->review_at ? r->decisions->review_at : c->review_at;
-        c->block_at = r->decisions->block_at ? r->decisions->block_at : c->block_at;
+        c->review_at = r->decisions->review_at ? *r->decisions->review_at : c->review_at;
+        c->block_at = r->decisions->block_at ? *r->decisions->block_at : c->block_at;
         if (c->review_at > 100 || c->block_at > 100 || c->review_at > c->block_at) {
             fprintf(err,
                     "%s: error: decisions: review_at and block_at are scores, 0 to 100, review_at "
