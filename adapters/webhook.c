@@ -847,7 +847,8 @@ wh_open(const vg_sink_conf *conf, vg_sink_done_fn *done, void *ctx, void **self,
     pthread_condattr_destroy(&ca);
     vg_err err = VG_ENOMEM;
 
-    /* the secrets: the ones that decode sign; none decoding is an error */
+    /* the secrets: every one must decode (a typo in the rotation's new key
+     * would otherwise show only when receivers switch to it) */
     s->keys = calloc(conf->nsecrets, sizeof *s->keys);
     if (s->keys == NULL)
         goto fail;
@@ -864,11 +865,13 @@ wh_open(const vg_sink_conf *conf, vg_sink_done_fn *done, void *ctx, void **self,
                      conf->secrets[i] == NULL ? "it is missing" : kwhy);
         }
     }
-    if (s->nkeys == 0) {
+    if (s->nkeys == 0 || first_bad != 0) {
         snprintf(why, whylen,
-                 "no webhook secret could be decoded (secret %zu: %s): write whsec_ followed by "
-                 "the base64 of the key, for example whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
-                 first_bad, first_why);
+                 "%s (secret %zu: %s): write whsec_ followed by the base64 of the key, for "
+                 "example whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+                 conf->nsecrets == 0 ? "a webhook needs a secret"
+                                     : "a webhook secret does not decode",
+                 first_bad, first_why[0] ? first_why : "none given");
         err = VG_EINVAL;
         goto fail;
     }

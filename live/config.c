@@ -61,6 +61,7 @@ static const cyaml_schema_field_t sink_fields[] = {
     STR("url", vg_sink_config, url),
     STR("secret_env", vg_sink_config, secret_env),
     STR("timeout", vg_sink_config, timeout),
+    STR("proxy", vg_sink_config, proxy),
     BOOL("fsync", vg_sink_config, fsync),
     CYAML_FIELD_SEQUENCE("secret_files", OPT, vg_sink_config, secret_files, &string_entry, 0,
                          CYAML_UNLIMITED),
@@ -476,10 +477,30 @@ sink_conf(const vg_sink_config *in, unsigned i, const char *path, vg_sink_conf *
 {
     char head[64];
     snprintf(head, sizeof head, "sinks[%u] (%s)", i, in->type);
+    /* a setting the sink does not use is a mistake, not something to ignore */
+    bool webhook = strcmp(in->type, "webhook") == 0;
+    const char *unused = NULL;
+    if (!webhook)
+        unused = in->secrets_count          ? "secrets"
+                 : in->secret_files_count   ? "secret_files"
+                 : in->secret_env           ? "secret_env"
+                 : in->retry_schedule_count ? "retry_schedule"
+                 : in->timeout              ? "timeout"
+                 : in->allow_private        ? "allow_private"
+                 : in->proxy                ? "proxy"
+                                            : NULL;
+    if (unused == NULL && in->fsync && strcmp(in->type, "jsonl") != 0)
+        unused = "fsync";
+    if (unused != NULL) {
+        fprintf(err, "%s: error: %s: %s is not a setting of a %s sink; remove it\n", path, head,
+                unused, in->type);
+        return false;
+    }
     o->type = in->type;
     o->url = in->url;
     o->fsync = in->fsync;
     o->allow_private = in->allow_private;
+    o->proxy = in->proxy; /* NULL: none, whatever the environment says */
     o->shadow = in->shadow;
     o->rules = (const char *const *)in->rules;
     o->nrules = in->rules_count;

@@ -14,7 +14,7 @@
 
 typedef struct vg_sink_config {
     char *type; /* stdout, jsonl, nng, webhook */
-    char *path, *url, *secret_env, *timeout;
+    char *path, *url, *secret_env, *timeout, *proxy;
     char **secret_files, **secrets, **retry_schedule, **rules;
     unsigned secret_files_count, secrets_count, retry_schedule_count, rules_count;
     int allow_private, shadow, fsync; /* 0 or 1 */

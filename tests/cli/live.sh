@@ -424,6 +424,14 @@ printf 'tls: {cert: nope.pem, key: nope.key}\n' >"$tmp/tlsunused.yaml"
     >/dev/null 2>"$tmp/err11" && ok || bad "tls set but unused is not an error"
 grep -q "warning: tls is set but neither ingest nor stream" "$tmp/err11" && ok ||
     bad "tls set but unused: no warning: $(cat "$tmp/err11")"
+# a sink setting the sink does not use is an error, not ignored
+printf 'sinks:\n  - {type: jsonl, path: a.jsonl, secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]}\n' \
+    >"$tmp/unused.yaml"
+"$vigil" run --rules "$rules" --config "$tmp/unused.yaml" --state "$tmp/s11" --check-config 2>"$tmp/err11"
+rc=$?
+[ $rc -eq 78 ] && ok || bad "secrets on a jsonl sink: exit $rc, expected 78"
+grep -q "sinks\[0\] (jsonl): secrets is not a setting of a jsonl sink" "$tmp/err11" && ok ||
+    bad "secrets on a jsonl sink: $(cat "$tmp/err11")"
 # --- the run config ---------------------------------------------------------------
 mkdir "$tmp/cfg"
 cat >"$tmp/cfg/vigil.yaml" <<EOC

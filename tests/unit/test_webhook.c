@@ -525,10 +525,12 @@ test_webhook_open_explains_what_to_write_instead(void **state)
                                 : i == VG_ARRAY_LEN(cases)     ? &nosecret
                                 : i == VG_ARRAY_LEN(cases) + 1 ? &badsecret
                                                                : &mixedsecret;
-        const char *want = i < VG_ARRAY_LEN(cases)        ? cases[i].want
-                           : i == VG_ARRAY_LEN(cases)     ? "needs a signing secret: write secrets:"
-                           : i == VG_ARRAY_LEN(cases) + 1 ? "no webhook secret could be decoded"
-                                                          : NULL;
+        const char *want = i < VG_ARRAY_LEN(cases)    ? cases[i].want
+                           : i == VG_ARRAY_LEN(cases) ? "needs a signing secret: write secrets:"
+                           : i == VG_ARRAY_LEN(cases) + 1
+                               ? "a webhook secret does not decode"
+                               /* one bad among good ones too: the rotation's new key */
+                               : "a webhook secret does not decode (secret 1:";
         void *self = NULL;
         char why[256] = "";
         vg_err err = t->open(c, on_done, &res, &self, why, sizeof why);

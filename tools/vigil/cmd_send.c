@@ -36,7 +36,7 @@ send_usage(FILE *f)
         "  -f, --format FMT     csv, jsonl or pb (default: from the file extension)\n"
         "      --map FILE       CSV only: a map file (see vigil replay --help)\n"
         "  -b, --batch N        events per batch (default 256)\n"
-        "      --rate N         at most N events per second (default: as fast as acked)\n"
+        "      --rate N         at most N events per second (also N/s; default: as fast as acked)\n"
         "      --inflight N     batches in flight at once (default 1); more is faster,\n"
         "                       but the engine may then take batches out of file\n"
         "                       order, so alerts that depend on order may differ from\n"
@@ -434,6 +434,8 @@ cmd_send(int argc, char **argv)
             break;
         case 'R':
             rate = strtod(optarg, &end);
+            if (strcmp(end, "/s") == 0) /* "5000/s" reads as it is meant */
+                end += 2;
             if (*end || rate <= 0)
                 return cli_usage_error("send", "--rate wants events per second, like 5000");
             break;
