@@ -32,8 +32,9 @@ typedef struct run {
     doneent *q; /* finished, not yet collected: under d->mu */
     size_t nq, capq;
     uint64_t delivered, dead, skipped;
-    uint64_t high; /* one past the highest number ever read: counts each skip once */
-    double since;  /* when the cursor last moved */
+    uint64_t high;     /* one past the highest number ever read: counts each skip once */
+    double since;      /* when its oldest pending record became pending, to a round */
+    uint64_t seen_end; /* the outbox's end at the last round */
 } run;
 
 struct vg_deliver {
@@ -300,6 +301,9 @@ vg_deliver_step(vg_deliver *d, vg_engine *e)
             r->cursor += k;
             r->since = now_s();
         }
+        if (r->cursor == r->offered && r->offered == r->seen_end)
+            r->since = now_s(); /* nothing was pending: the age of what is new starts now */
+        r->seen_end = vg_engine_outbox_end(e);
         if (err == VG_OK)
             err = offer(d, r, e);
         if (err == VG_OK)
@@ -341,8 +345,8 @@ vg_deliver_metrics(vg_deliver *d, vg_engine *e, vg_buf *out)
         err = vg_buf_printf(out, "vigil_outbox_depth{sink=\"%s\"} %llu\n", d->runs[i].conf->name,
                             (unsigned long long)(end - d->runs[i].cursor));
     if (err == VG_OK)
-        err = vg_buf_printf(out, "# HELP vigil_outbox_oldest_seconds Seconds since a sink last "
-                                 "finished its oldest pending alert (0 when none is pending).\n"
+        err = vg_buf_printf(out, "# HELP vigil_outbox_oldest_seconds Seconds the oldest alert a "
+                                 "sink has not finished has waited (0 when none is pending).\n"
                                  "# TYPE vigil_outbox_oldest_seconds gauge\n");
     for (size_t i = 0; i < d->n && err == VG_OK; i++) {
         const run *r = &d->runs[i];
