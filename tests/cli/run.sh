@@ -308,7 +308,16 @@ cmp -s "$tmp/a.jsonl" "$tmp/sink-want-active.jsonl" && ok || bad "replay --sink 
 grep -q '"shadow":true' "$tmp/sink-want.jsonl" && ok || bad "replay --sink: no shadow-mode alert to leave out"
 [ -s "$tmp/a.jsonl" ] && ok || bad "replay --sink jsonl: no alerts to compare"
 [ ! -s "$tmp/b.jsonl" ] && ok || bad "a sink's rules filter let alerts through"
-grep_in "$tmp/err" "sink jsonl:$tmp/a.jsonl: [0-9]* delivered, 0 dead-lettered" "replay --sink counts deliveries"
+grep_in "$tmp/err" "sink jsonl:$tmp/a.jsonl: [0-9]* delivered, 0 given up" "replay --sink counts deliveries"
+# a webhook that is down: replay waits --sink-wait for progress, then says
+# what was not delivered and exits 69 (nothing is kept: replay has no outbox)
+echo whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw >"$tmp/hook.secret"
+printf 'sinks:\n  - {type: webhook, url: "http://127.0.0.1:9/h", secret_files: [hook.secret], allow_private: true}\n' \
+    >"$tmp/down.yaml"
+expect 69 "replay --sink to a webhook that is down" -- "$vigil" replay -q --rules "$top/rules/examples" \
+    --input "$tmp/g.csv" --config "$tmp/down.yaml" --sink webhook --sink-wait 1 --out /dev/null
+grep_in "$tmp/err" "[1-9][0-9]* not delivered in --sink-wait" "replay --sink to a webhook that is down: the count"
+grep_in "$tmp/err" "not every alert reached its sinks" "replay --sink to a webhook that is down: the summary"
 expect 64 "--sink without --config" -- "$vigil" replay --rules "$top/rules/examples" --input "$tmp/g.csv" --sink jsonl
 expect 64 "--sink of no such sink" -- "$vigil" replay --rules "$top/rules/examples" --input "$tmp/g.csv" \
     --config "$tmp/sinks.yaml" --sink webhook

@@ -66,7 +66,10 @@ replay_usage(FILE *f)
             "                       type (all sinks of it, like webhook) or its name (type:url\n"
             "                       or type:path); repeatable; needs --config. Replay waits\n"
             "                       for the deliveries at the end and counts them; there is\n"
-            "                       no outbox, so what fails is reported, not kept\n"
+            "                       no outbox, so what fails is reported, not kept, and the\n"
+            "                       exit status is 69\n"
+            "      --sink-wait SEC  how long a sink may make no progress (down, retrying)\n"
+            "                       before replay stops waiting for it (default 60)\n"
             "  -q, --quiet          no summary, no progress\n"
             "  -h, --help           show this help and exit\n"
             "\n"
@@ -211,17 +214,38 @@ typedef struct replay {
     size_t nreasons;
     struct rsink *sinks; /* --sink */
     size_t nsinks;
+    double sink_wait; /* --sink-wait: seconds a sink may make no progress */
     uint64_t seq;
 } replay;
 
 /* A sink of the run config that replay delivers to (--sink). */
+static double
+now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
 typedef struct rsink {
     const vg_sink_conf *conf;
     const vg_sink_type *type;
     void *self;
     pthread_mutex_t mu; /* the counts: done() may come from the sink's thread */
     uint64_t delivered, dead, refused;
+    uint64_t abandoned; /* not delivered when replay stopped waiting for it */
+    bool given_up;      /* no progress for --sink-wait: no more alerts offered */
 } rsink;
+
+/* Records finished by k so far (delivered or dead). */
+static uint64_t
+rsink_finished(rsink *k)
+{
+    pthread_mutex_lock(&k->mu);
+    uint64_t n = k->delivered + k->dead;
+    pthread_mutex_unlock(&k->mu);
+    return n;
+}
 
 static void
 rsink_done(void *ctx, uint64_t seq, vg_sink_outcome outcome)
@@ -288,24 +312,51 @@ wait_sinks(replay *R, bool quiet)
     for (size_t i = 0; i < R->nsinks; i++) {
         rsink *k = &R->sinks[i];
         vg_sink_health h = {0};
-        for (;;) { /* as long as it makes progress: a retry schedule can be long */
-            k->type->flush(k->self, 5.0);
+        uint64_t done = rsink_finished(k);
+        double moved = now_s();
+        for (;;) { /* as long as it makes progress, up to --sink-wait without */
+            k->type->flush(k->self, 1.0);
             k->type->health(k->self, &h);
             if (h.in_flight == 0 || h.disabled)
                 break;
+            uint64_t d = rsink_finished(k);
+            if (d != done) {
+                done = d;
+                moved = now_s();
+            } else if (now_s() - moved >= R->sink_wait) {
+                pthread_mutex_lock(&k->mu);
+                k->abandoned += h.in_flight;
+                pthread_mutex_unlock(&k->mu);
+                break;
+            }
             if (!quiet)
                 fprintf(stderr, "replay: sink %s: %zu alerts still being delivered...\n",
                         k->conf->name, h.in_flight);
         }
         pthread_mutex_lock(&k->mu);
-        if (!quiet || k->dead + k->refused > 0)
+        if (!quiet || k->dead + k->refused + k->abandoned > 0)
             fprintf(stderr,
-                    "replay: sink %s: %llu delivered, %llu dead-lettered, %llu refused%s%s\n",
-                    k->conf->name, (unsigned long long)k->delivered, (unsigned long long)k->dead,
-                    (unsigned long long)k->refused, h.last_error[0] ? "; last error: " : "",
-                    h.last_error);
+                    "replay: sink %s: %llu delivered, %llu given up (retries spent or refused), "
+                    "%llu not delivered in --sink-wait%s%s\n",
+                    k->conf->name, (unsigned long long)k->delivered,
+                    (unsigned long long)(k->dead + k->refused), (unsigned long long)k->abandoned,
+                    h.last_error[0] ? "; last error: " : "", h.last_error);
         pthread_mutex_unlock(&k->mu);
     }
+}
+
+/* True when every alert replay offered its sinks was delivered. */
+static bool
+sinks_all_delivered(replay *R)
+{
+    bool all = true;
+    for (size_t i = 0; i < R->nsinks; i++) {
+        rsink *k = &R->sinks[i];
+        pthread_mutex_lock(&k->mu);
+        all &= k->dead + k->refused + k->abandoned == 0;
+        pthread_mutex_unlock(&k->mu);
+    }
+    return all;
 }
 
 /* Hands one alert to each sink that wants it, waiting while one is full. */
@@ -328,11 +379,33 @@ to_sinks(replay *R, const vg_alert *a)
         rsink *k = &R->sinks[i];
         if (!vg_sink_wants(k->conf, &rec))
             continue;
+        if (k->given_up) {
+            pthread_mutex_lock(&k->mu);
+            k->abandoned++;
+            pthread_mutex_unlock(&k->mu);
+            continue;
+        }
         vg_err err;
-        while ((err = k->type->deliver(k->self, &rec, 1)) == VG_ELIMIT)
+        uint64_t done = rsink_finished(k);
+        double moved = now_s();
+        while ((err = k->type->deliver(k->self, &rec, 1)) == VG_ELIMIT) {
+            /* full: wait while it makes progress, up to --sink-wait without */
             k->type->flush(k->self, 0.05);
-        if (err)
+            uint64_t d = rsink_finished(k);
+            if (d != done) {
+                done = d;
+                moved = now_s();
+            } else if (now_s() - moved >= R->sink_wait) {
+                k->given_up = true;
+                break;
+            }
+        }
+        pthread_mutex_lock(&k->mu);
+        if (err == VG_ELIMIT)
+            k->abandoned++;
+        else if (err)
             k->refused++;
+        pthread_mutex_unlock(&k->mu);
     }
 }
 
@@ -580,14 +653,6 @@ diff_triples(char **want, size_t nw, char **got, size_t ng)
     return nd;
 }
 
-static double
-now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static void
 show_progress(const vg_reader *rd, uint64_t events, double t0, bool final)
 {
@@ -704,14 +769,23 @@ int
 cmd_replay(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"rules", required_argument, NULL, 'r'},  {"input", required_argument, NULL, 'i'},
-        {"format", required_argument, NULL, 'f'}, {"map", required_argument, NULL, 'm'},
-        {"label", required_argument, NULL, 'l'},  {"out", required_argument, NULL, 'o'},
-        {"expect", required_argument, NULL, 'e'}, {"quiet", no_argument, NULL, 'q'},
-        {"state", required_argument, NULL, 'S'},  {"cache-keys", required_argument, NULL, 'K'},
-        {"decisions", no_argument, NULL, 'D'},    {"flush", no_argument, NULL, 'F'},
-        {"config", required_argument, NULL, 'C'}, {"sink", required_argument, NULL, 'k'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+        {"rules", required_argument, NULL, 'r'},
+        {"input", required_argument, NULL, 'i'},
+        {"format", required_argument, NULL, 'f'},
+        {"map", required_argument, NULL, 'm'},
+        {"label", required_argument, NULL, 'l'},
+        {"out", required_argument, NULL, 'o'},
+        {"expect", required_argument, NULL, 'e'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"state", required_argument, NULL, 'S'},
+        {"cache-keys", required_argument, NULL, 'K'},
+        {"decisions", no_argument, NULL, 'D'},
+        {"flush", no_argument, NULL, 'F'},
+        {"config", required_argument, NULL, 'C'},
+        {"sink", required_argument, NULL, 'k'},
+        {"sink-wait", required_argument, NULL, 'W'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     const char *rules[64];
     size_t nrules = 0;
@@ -722,6 +796,7 @@ cmd_replay(int argc, char **argv)
     const char *sinknames[16];
     size_t nsinknames = 0;
     size_t cache_keys = 0;
+    double sink_wait = 60;
     char *end;
     int c;
     opterr = 0;
@@ -748,6 +823,11 @@ cmd_replay(int argc, char **argv)
             if (nsinknames == 16)
                 return cli_usage_error("replay", "at most 16 --sink options");
             sinknames[nsinknames++] = optarg;
+            break;
+        case 'W':
+            sink_wait = strtod(optarg, &end);
+            if (*end || sink_wait <= 0)
+                return cli_usage_error("replay", "--sink-wait takes seconds, like 60");
             break;
         case 'K':
             cache_keys = strtoull(optarg, &end, 10);
@@ -800,7 +880,10 @@ cmd_replay(int argc, char **argv)
     vg_engine *eng = NULL;
     vg_reader *rd = NULL;
     char why[256];
-    replay R = {.out = stdout, .review_at = cfg.review_at, .block_at = cfg.block_at};
+    replay R = {.out = stdout,
+                .review_at = cfg.review_at,
+                .block_at = cfg.block_at,
+                .sink_wait = sink_wait};
     int64_t horizon_ms = cfg.dedupe_horizon_ms;
     char **want = NULL;
     size_t nwant = 0;
@@ -915,8 +998,16 @@ cmd_replay(int argc, char **argv)
         fprintf(stderr, "vigil replay: out of memory firing the pending deadlines\n");
         rc = 1;
     }
-    if (R.nsinks > 0)
+    if (R.nsinks > 0) {
         wait_sinks(&R, quiet);
+        if (!sinks_all_delivered(&R)) {
+            fprintf(stderr, "vigil replay: not every alert reached its sinks (above): replay keeps "
+                            "no outbox, so they are not kept; fix the sink and replay again, or "
+                            "give a longer --sink-wait\n");
+            if (rc == VG_EXIT_OK)
+                rc = VG_EXIT_UNAVAILABLE;
+        }
+    }
     double dt = now_s() - t0;
     if (tty && dt > 0.5)
         show_progress(rd, R.read, t0, true);
