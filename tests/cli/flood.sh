@@ -1,6 +1,6 @@
 #!/bin/sh
 # Hostile input at the engine (issues 5 and 7): N requests over nng (default
-# 50,000), 1% valid and the rest garbage, truncated, damaged in part, deeply
+# 100,000), 1% valid and the rest garbage, truncated, damaged in part, deeply
 # nested, oversized or semantically invalid (tests/live/flood.c), while 300
 # idle TCP connections and a slow-trickle sender hold sockets open and
 # another producer streams a file. The engine keeps running, takes every
@@ -15,7 +15,7 @@ set -u
 vigil=$1
 flood=$2
 top=$(cd "$3" && pwd)
-n=${4:-50000}
+n=${4:-100000}
 tmp=$(mktemp -d)
 pid=""
 ppid_idle=""
