@@ -1,6 +1,7 @@
 /*
  * test_oom.c - fault injection: the Nth allocation of Vigil's own code
- * fails, for N = 1, 2, 3, ... until a run gets through without reaching N,
+ * fails (or, in one scenario, the Nth LMDB write: put, delete or commit,
+ * with EIO), for N = 1, 2, 3, ... until a run gets through without reaching N,
  * through the compiler, the engine (VM, windows, patterns, eviction), the
  * state write-back, the outbox, the file sinks and the protobuf codec.
  *
@@ -33,6 +34,8 @@
 
 #include "testutil.h"
 
+#include <lmdb.h>
+
 #include "vg_engine.h"
 #include "vg_schema_pb.h"
 #include "vg_sink.h"
@@ -64,7 +67,11 @@ static struct {
     bool tracking;    /* blocks allocated are remembered until freed */
     unsigned errors;  /* errors the scenario saw in this run */
     void *site;       /* where the failed allocation was made */
+    bool lmdb;        /* LMDB writes fail (EIO), not allocations */
 } inj;
+
+/* What the next inj_begin() injects: allocation failures, or LMDB ones. */
+static bool inj_lmdb;
 
 /* The blocks allocated while tracking and not freed yet: an open-addressing
  * set of pointers (the test is single-threaded, as Vigil's paths here are). */
@@ -126,7 +133,7 @@ live_del(const void *p)
 static bool
 inj_fail(void *site)
 {
-    if (inj.armed <= 0)
+    if (inj.armed <= 0 || inj.lmdb)
         return false;
     if (++inj.calls != inj.fail_at)
         return false;
@@ -218,6 +225,63 @@ __wrap_free(void *p)
     __real_free(p);
 }
 
+/* ---- The LMDB wrapper: the Nth write Vigil makes fails with EIO, as a
+ * disk that fails would make it (a failed commit frees its transaction, as
+ * LMDB's does). */
+
+int __real_mdb_put(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *data, unsigned flags);
+int __real_mdb_del(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *data);
+int __real_mdb_cursor_del(MDB_cursor *c, unsigned flags);
+int __real_mdb_txn_commit(MDB_txn *txn);
+int __wrap_mdb_put(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *data, unsigned flags);
+int __wrap_mdb_del(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *data);
+int __wrap_mdb_cursor_del(MDB_cursor *c, unsigned flags);
+int __wrap_mdb_txn_commit(MDB_txn *txn);
+
+static bool
+lmdb_fail(void *site)
+{
+    if (inj.armed <= 0 || !inj.lmdb || ++inj.calls != inj.fail_at)
+        return false;
+    inj.hit = true;
+    inj.site = site;
+    return true;
+}
+
+int
+__wrap_mdb_put(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *data, unsigned flags)
+{
+    if (lmdb_fail(__builtin_return_address(0)))
+        return EIO;
+    return __real_mdb_put(txn, dbi, key, data, flags);
+}
+
+int
+__wrap_mdb_del(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *data)
+{
+    if (lmdb_fail(__builtin_return_address(0)))
+        return EIO;
+    return __real_mdb_del(txn, dbi, key, data);
+}
+
+int
+__wrap_mdb_cursor_del(MDB_cursor *c, unsigned flags)
+{
+    if (lmdb_fail(__builtin_return_address(0)))
+        return EIO;
+    return __real_mdb_cursor_del(c, flags);
+}
+
+int
+__wrap_mdb_txn_commit(MDB_txn *txn)
+{
+    if (lmdb_fail(__builtin_return_address(0))) {
+        mdb_txn_abort(txn);
+        return EIO;
+    }
+    return __real_mdb_txn_commit(txn);
+}
+
 /* Arms the injector around one call (a statement expression keeps the call
  * readable where it is made). */
 #define ARMED(call)                                                                                \
@@ -240,7 +304,7 @@ __wrap_free(void *p)
 static void
 check_injected(vg_err err, const char *what)
 {
-    if (err != VG_ENOMEM || !inj.hit || ++inj.errors != 1)
+    if (err != (inj.lmdb ? VG_EIO : VG_ENOMEM) || !inj.hit || ++inj.errors != 1)
         fail_msg("%s, allocation %ld failing (made at 0x%jx): %s returned %s (%s, error %u of the "
                  "run)",
                  inj.name, inj.fail_at, code_offset(inj.site), what, vg_strerror(err),
@@ -254,6 +318,7 @@ inj_begin(const char *name, long fail_at)
     inj.name = name;
     inj.fail_at = fail_at;
     inj.tracking = true;
+    inj.lmdb = inj_lmdb;
 }
 
 /* Ends a run: every block allocated in it must have been freed. */
@@ -395,8 +460,9 @@ sweep(const char *name, void (*fn)(void *), void *ctx, long max_runs)
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
-    printf("oom %s: %ld allocations, %ld runs%s, %ld ended in VG_ENOMEM, %.0f ms\n", name, total,
-           runs, step > 1 ? " (sampled)" : "", errors, ms);
+    printf("oom %s: %ld %s, %ld runs%s, %ld ended in %s, %.0f ms\n", name, total,
+           inj_lmdb ? "LMDB writes" : "allocations", runs, step > 1 ? " (sampled)" : "", errors,
+           inj_lmdb ? "VG_EIO" : "VG_ENOMEM", ms);
     if (step > 1)
         printf("oom %s: every %ld-th allocation failed (more than %ld runs otherwise)\n", name,
                step, max_runs);
@@ -1151,6 +1217,12 @@ test_state_fails_cleanly(void **state)
     assert_non_null(strstr(text_str(&X.want), "logpos 42"));
     X.mode = FAIL_FLUSH;
     sweep("state flush", run_state, &X, 2000);
+    /* the same with the Nth LMDB write failing (a disk error): the
+     * transaction is dropped whole, the state stays as it was, and the next
+     * write-back writes everything */
+    inj_lmdb = true;
+    sweep("state flush, LMDB writes failing", run_state, &X, 2000);
+    inj_lmdb = false;
     text_free(&X.want);
     remove_dir(X.tmpl);
     vg_ruleset_unref(X.rs);
