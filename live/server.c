@@ -104,6 +104,9 @@ struct server {
     /* idle_advance: the event clock and the monotonic time when an event
      * last moved it */
     uint64_t regex_hits_before; /* of the engines before a reload */
+    /* per rule of S->rs: its alerts and suppressed alerts under the engines
+     * before a reload (matched by name), so the counters never go back */
+    uint64_t *alerts_before, *suppressed_before;
     int64_t tick_clock;
     double tick_at;
     uint64_t tick_events; /* S->events then */
@@ -188,8 +191,8 @@ publish(server *S, size_t nreq, const histo *sizes, double group_s, double commi
     }
     for (size_t i = 0; m->alerts != NULL && i < nr; i++) {
         const vg_rule_stats *st = vg_engine_rule_stats(S->eng, i);
-        m->alerts[i] = st->alerts;
-        m->suppressed[i] = st->suppressed;
+        m->alerts[i] = st->alerts + (S->alerts_before ? S->alerts_before[i] : 0);
+        m->suppressed[i] = st->suppressed + (S->suppressed_before ? S->suppressed_before[i] : 0);
     }
     m->map_used = used;
     m->map_size = size;
@@ -786,6 +789,15 @@ switch_rules(server *S, vg_ruleset *rs)
         return err;
     int64_t pos = vg_engine_logpos(S->eng);
     S->regex_hits_before += vg_engine_regex_limit_hits(S->eng);
+    /* the old rules' counts so far, to carry over by name */
+    size_t nold = vg_ruleset_nrules(S->rs);
+    uint64_t *oa = calloc(nold ? nold : 1, sizeof *oa), *os = calloc(nold ? nold : 1, sizeof *os);
+    for (size_t i = 0; oa != NULL && os != NULL && i < nold; i++) {
+        const vg_rule_stats *st = vg_engine_rule_stats(S->eng, i);
+        oa[i] = st->alerts + (S->alerts_before ? S->alerts_before[i] : 0);
+        os[i] = st->suppressed + (S->suppressed_before ? S->suppressed_before[i] : 0);
+    }
+    vg_ruleset *old_rs = vg_ruleset_ref(S->rs);
     vg_engine_close(S->eng);
     S->eng = NULL;
     char why[512] = "";
@@ -800,14 +812,40 @@ switch_rules(server *S, vg_ruleset *rs)
         say(S, "the new rules can't open the state: %s; keeping the old ones", why);
         use = S->rs;
         if (vg_engine_open(S->rs, &eo, why, sizeof why, &S->eng) != VG_OK)
-            return VG_EIO;
+            err = VG_EIO;
+        else
+            err = VG_OK;
     }
-    vg_engine_set_logpos(S->eng, pos);
-    if ((err = vg_deliver_attach(S->dl, S->eng)) != VG_OK)
+    if (err == VG_OK) {
+        vg_engine_set_logpos(S->eng, pos);
+        err = vg_deliver_attach(S->dl, S->eng);
+    }
+    if (err) {
+        free(oa);
+        free(os);
+        vg_ruleset_unref(old_rs);
         return err;
+    }
     size_t nr = vg_ruleset_nrules(use);
     uint64_t *a = calloc(nr ? nr : 1, sizeof *a), *sp = calloc(nr ? nr : 1, sizeof *sp);
+    uint64_t *ba = calloc(nr ? nr : 1, sizeof *ba), *bs = calloc(nr ? nr : 1, sizeof *bs);
+    for (size_t i = 0; ba != NULL && bs != NULL && oa != NULL && os != NULL && i < nr; i++) {
+        const char *name = vg_ruleset_rule(use, i)->name;
+        for (size_t k = 0; k < nold; k++)
+            if (strcmp(vg_ruleset_rule(old_rs, k)->name, name) == 0) {
+                ba[i] = oa[k];
+                bs[i] = os[k];
+                break;
+            }
+    }
+    free(oa);
+    free(os);
+    vg_ruleset_unref(old_rs);
     pthread_mutex_lock(&S->mu);
+    free(S->alerts_before);
+    free(S->suppressed_before);
+    S->alerts_before = ba; /* NULL (out of memory): the counts start again */
+    S->suppressed_before = bs;
     if (use == rs) {
         vg_ruleset_unref(S->rs);
         S->rs = vg_ruleset_ref(rs);
@@ -1293,6 +1331,8 @@ done:
     free(S->rej);
     free(S->ptrs);
     free(S->hits);
+    free(S->alerts_before);
+    free(S->suppressed_before);
     free(S->m.alerts);
     free(S->m.suppressed);
     free(S->dec);

@@ -288,6 +288,7 @@ mkdir "$tmp/hr"
 cat >"$tmp/hr/r.vgl" <<'EOR'
 rule third { when count() over history == 2 message "v1 {count() over history}" }
 rule fresh { where amount > 0 when count() over history == 2 message "fresh" }
+rule early { when amount > 0 message "e" }
 EOR
 for i in 1 2; do echo "{\"id\":\"h$i\",\"time\":$((1000 * i)),\"account_id\":\"a\",\"amount\":1,\"currency\":\"EUR\"}"; done >"$tmp/h12.jsonl"
 for i in 3 4; do echo "{\"id\":\"h$i\",\"time\":$((1000 * i)),\"account_id\":\"a\",\"amount\":1,\"currency\":\"EUR\"}"; done >"$tmp/h34.jsonl"
@@ -308,12 +309,18 @@ fetch /metrics | grep -q '^vigil_reload_failures_total 1$' && ok || bad "the fai
 cat >"$tmp/hr/r.vgl" <<'EOR'
 rule third { when count() over history == 2 message "v2 {count() over history}" }
 rule fresh { where amount > 0.5 when count() over history == 2 message "fresh" }
+rule early { when amount > 0 message "e" }
 EOR
 kill -HUP "$pid"
 i=0
-while ! grep -q "reloaded: 2 rules" "$tmp/err11" && [ $i -lt 50 ]; do i=$((i + 1)); sleep 0.1; done
-grep -q "reloaded: 2 rules" "$tmp/err11" && ok || bad "a good reload: $(cat "$tmp/err11")"
+while ! grep -q "reloaded: 3 rules" "$tmp/err11" && [ $i -lt 50 ]; do i=$((i + 1)); sleep 0.1; done
+grep -q "reloaded: 3 rules" "$tmp/err11" && ok || bad "a good reload: $(cat "$tmp/err11")"
 "$vigil" send --to "$url" --input "$tmp/h34.jsonl" -q
+# a counter never goes back: a rule's alerts before the reload still count
+i=0
+while ! fetch /metrics | grep -q '^vigil_alerts_total{rule="early"} 4$' && [ $i -lt 30 ]; do i=$((i + 1)); sleep 0.1; done
+fetch /metrics | grep -q '^vigil_alerts_total{rule="early"} 4$' && ok ||
+    bad "alerts_total after a reload: $(fetch /metrics | grep 'alerts_total{rule="early"}')"
 stop && ok || bad "SIGTERM after reloads: exit $rc"
 grep -q '"rule":"third".*"event_id":"h3".*"message":"v2 2"' "$tmp/got6" && ok || bad "a rule with a new message keeps its state: $(cat "$tmp/got6")"
 # with its state kept, fresh would alert on h3 (two earlier events) like third
@@ -378,10 +385,11 @@ wait "$sendpid"
 rc=$?
 [ $rc -eq 69 ] && ok || bad "send to a killed engine: exit $rc, expected 69: $(tail -1 "$tmp/send16")"
 # one engine per state folder: a second run, or a replay into it, is refused
-"$vigil" run --rules "$rules" --state "$tmp/s9" --ingest "$url" --http none >/dev/null 2>"$tmp/err16" &
+# (a log file of its own: the killed engine's says "ready:" already)
+"$vigil" run --rules "$rules" --state "$tmp/s9" --ingest "$url" --http none >/dev/null 2>"$tmp/err16b" &
 pid=$!
 i=0
-while ! grep -q "ready:" "$tmp/err16" && [ $i -lt 100 ]; do i=$((i + 1)); sleep 0.1; done
+while ! grep -q "ready:" "$tmp/err16b" 2>/dev/null && [ $i -lt 100 ]; do i=$((i + 1)); sleep 0.1; done
 timeout 20 "$vigil" run --rules "$rules" --state "$tmp/s9" --ingest "ipc://$tmp/other.ipc" --http none \
     2>"$tmp/err17"
 rc=$?
