@@ -25,6 +25,7 @@ typedef struct run {
     void *self;
     bool attached, full;
     bool failing;     /* its last deliver() failed: said once in the log */
+    bool disabled;    /* said in the log that it is disabled */
     uint64_t cursor;  /* first unfinished */
     uint64_t offered; /* next to offer */
     uint8_t *fin;     /* fin[i]: record cursor + i is finished */
@@ -304,6 +305,16 @@ vg_deliver_step(vg_deliver *d, vg_engine *e)
         if (r->cursor == r->offered && r->offered == r->seen_end)
             r->since = now_s(); /* nothing was pending: the age of what is new starts now */
         r->seen_end = vg_engine_outbox_end(e);
+        if (!r->disabled && r->conf->attempt != NULL) {
+            vg_sink_health h = {0};
+            r->type->health(r->self, &h);
+            if (h.disabled) {
+                r->disabled = true;
+                r->conf->attempt(r->conf->attempt_ctx, r->conf->name, "-", 0, 0, 0,
+                                 "disabled: the endpoint answered 410 Gone; its alerts now go to "
+                                 "the dead-letter list (vigil dlq) until a restart");
+            }
+        }
         if (err == VG_OK)
             err = offer(d, r, e);
         if (err == VG_OK)
@@ -376,6 +387,18 @@ vg_deliver_metrics(vg_deliver *d, vg_engine *e, vg_buf *out)
         d->runs[i].type->health(d->runs[i].self, &h);
         err = vg_buf_printf(out, "vigil_sink_failed_attempts_total{sink=\"%s\"} %llu\n",
                             d->runs[i].conf->name, (unsigned long long)h.failed);
+    }
+    if (err == VG_OK)
+        err =
+            vg_buf_printf(out, "# HELP vigil_sink_disabled 1 when the sink is disabled (a webhook "
+                               "that answered 410 Gone: its alerts go to the dead-letter list "
+                               "until a restart).\n"
+                               "# TYPE vigil_sink_disabled gauge\n");
+    for (size_t i = 0; i < d->n && err == VG_OK; i++) {
+        vg_sink_health h = {0};
+        d->runs[i].type->health(d->runs[i].self, &h);
+        err = vg_buf_printf(out, "vigil_sink_disabled{sink=\"%s\"} %d\n", d->runs[i].conf->name,
+                            h.disabled ? 1 : 0);
     }
     return err;
 }

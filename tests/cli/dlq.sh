@@ -11,6 +11,8 @@
 #      listener printed every alert once, verified, and the list is empty
 #   d. usage, config and state errors, and a letter whose sink the config
 #      no longer has
+#   e. an endpoint that answers 410 Gone: the sink is disabled, the log says
+#      so once, vigil_sink_disabled is 1, its alerts are dead letters
 #
 #   sh tests/cli/dlq.sh path/to/vigil path/to/source-tree
 #
@@ -231,6 +233,51 @@ wait "$pid" && ok || bad "the engine exited $?: $(tail -5 "$tmp/run.err")"
 pid=""
 kill -TERM "$lpid"
 wait "$lpid"
+lpid=""
+
+# --- e. an endpoint that answers 410 Gone: the sink is disabled, says so ---------
+python3 -c '
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        self.send_response(410); self.send_header("content-length", "0"); self.end_headers()
+    def log_message(self, *a): pass
+s = http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H)
+print("listening", flush=True)
+s.serve_forever()
+' "$((port + 1))" >"$tmp/gone.out" 2>&1 &
+lpid=$!
+i=0
+while ! grep -q listening "$tmp/gone.out" && [ $i -lt 100 ]; do i=$((i + 1)); sleep 0.1; done
+mkdir "$tmp/e"
+cp "$tmp/hook.secret" "$tmp/e/secret"
+printf 'state: {path: st}\nhttp: 127.0.0.1:%s\nsinks:\n  - {type: webhook, url: "http://127.0.0.1:%s/h", secret_files: [secret], allow_private: true}\n' \
+    "$((port + 2))" "$((port + 1))" >"$tmp/e/vigil.yaml"
+"$vigil" run --config "$tmp/e/vigil.yaml" --rules "$top/rules/examples" --ingest "ipc://$tmp/e.ipc" \
+    --checkpoint 0.3 >/dev/null 2>"$tmp/e/err" &
+pid=$!
+i=0
+while ! grep -q "ready:" "$tmp/e/err" && [ $i -lt 100 ]; do i=$((i + 1)); sleep 0.1; done
+"$vigil" send -q --to "ipc://$tmp/e.ipc" --input "$tmp/g.csv" || bad "e: send"
+i=0
+while ! grep -q "disabled: the endpoint answered 410 Gone" "$tmp/e/err" && [ $i -lt 100 ]; do
+    i=$((i + 1))
+    sleep 0.1
+done
+grep -q "disabled: the endpoint answered 410 Gone" "$tmp/e/err" && ok ||
+    bad "e: a 410 is not in the log: $(cat "$tmp/e/err")"
+[ "$(grep -c "disabled: the endpoint" "$tmp/e/err")" = 1 ] && ok || bad "e: the disable is logged more than once"
+curl -s --max-time 5 "http://127.0.0.1:$((port + 2))/metrics" |
+    grep -q '^vigil_sink_disabled{sink="webhook:http://127.0.0.1:'"$((port + 1))"'/h"} 1$' && ok ||
+    bad "e: vigil_sink_disabled: $(curl -s "http://127.0.0.1:$((port + 2))/metrics" | grep disabled)"
+kill -TERM "$pid"
+wait "$pid" && ok || bad "e: the engine exited $?"
+pid=""
+"$vigil" dlq list --state "$tmp/e/st" >"$tmp/e/list" 2>"$tmp/e/list.err" && ok || bad "e: dlq list"
+[ "$(grep -c . "$tmp/e/list")" -gt 0 ] && ok || bad "e: no dead letters after a 410: $(cat "$tmp/e/list.err")"
+kill "$lpid"
+wait "$lpid" 2>/dev/null
 lpid=""
 
 echo "$n checks, $fails failed"

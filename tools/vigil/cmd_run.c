@@ -96,6 +96,10 @@ log_attempt(void *ctx, const char *sink, const char *alert_id, int attempt, long
     char when[32];
     gmtime_r(&now, &tm);
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    if (attempt == 0 && strcmp(alert_id, "-") == 0) { /* news about the sink itself */
+        fprintf(stderr, "vigil run: %s sink %s: %s\n", when, sink, error ? error : "");
+        return;
+    }
     if (attempt == 0) { /* a synchronous sink failing, or working again */
         fprintf(stderr, "vigil run: %s sink %s: %s from alert %s: %s\n", when, sink,
                 status == 0 ? "failing" : "working", alert_id, error ? error : "");
