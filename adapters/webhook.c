@@ -583,7 +583,10 @@ note_attempt(wh_sink *s, const wh_rec *rec, long status, double latency_s, const
     s->health.ok = error == NULL && !s->health.disabled;
     if (error != NULL) {
         s->health.failed++;
-        snprintf(s->health.last_error, sizeof s->health.last_error, "%s", error);
+        /* cut to fit (the error may be longer than the health record keeps) */
+        size_t n = strnlen(error, sizeof s->health.last_error - 1);
+        memcpy(s->health.last_error, error, n);
+        s->health.last_error[n] = '\0';
     }
     pthread_mutex_unlock(&s->mu);
     if (s->attempt != NULL)
