@@ -114,12 +114,12 @@ vg_tls_listen(nng_socket s, const char *url, const vg_tls_files *tls, char *why,
     return VG_OK;
 }
 
-vg_err
-vg_tls_dial(nng_socket s, const char *url, const vg_tls_files *tls, char *why, size_t whylen)
+static vg_err
+dial(nng_socket s, const char *url, const vg_tls_files *tls, int flags, char *why, size_t whylen)
 {
     int rv;
     if (!vg_tls_url(url)) {
-        if ((rv = nng_dial(s, url, NULL, NNG_FLAG_NONBLOCK)) != 0) {
+        if ((rv = nng_dial(s, url, NULL, flags)) != 0) {
             snprintf(why, whylen, "can't reach the engine at %s: %s", url, nng_strerror(rv));
             return VG_EIO;
         }
@@ -131,13 +131,25 @@ vg_tls_dial(nng_socket s, const char *url, const vg_tls_files *tls, char *why, s
     nng_dialer d;
     if ((rv = nng_dialer_create(&d, s, url)) != 0 ||
         (rv = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, cfg)) != 0 ||
-        (rv = nng_dialer_start(d, NNG_FLAG_NONBLOCK)) != 0) {
+        (rv = nng_dialer_start(d, flags)) != 0) {
         snprintf(why, whylen, "can't reach the engine at %s: %s", url, nng_strerror(rv));
         nng_tls_config_free(cfg);
         return VG_EIO;
     }
     nng_tls_config_free(cfg);
     return VG_OK;
+}
+
+vg_err
+vg_tls_dial(nng_socket s, const char *url, const vg_tls_files *tls, char *why, size_t whylen)
+{
+    return dial(s, url, tls, NNG_FLAG_NONBLOCK, why, whylen);
+}
+
+vg_err
+vg_tls_dial_now(nng_socket s, const char *url, const vg_tls_files *tls, char *why, size_t whylen)
+{
+    return dial(s, url, tls, 0, why, whylen);
 }
 
 vg_err

@@ -35,5 +35,10 @@ vg_err vg_tls_check_listen(const char *url, const vg_tls_files *tls, char *why, 
  * tls->ca. */
 vg_err vg_tls_dial(nng_socket s, const char *url, const vg_tls_files *tls, char *why,
                    size_t whylen);
+/* The same, connected before it returns: an engine that is not there is an
+ * error at once (NNG_ECONNREFUSED and the like, in *why), for a person at a
+ * terminal (vigil score). */
+vg_err vg_tls_dial_now(nng_socket s, const char *url, const vg_tls_files *tls, char *why,
+                       size_t whylen);
 
 #endif

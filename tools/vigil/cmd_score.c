@@ -105,7 +105,7 @@ cmd_score(int argc, char **argv)
     if ((rv = nng_req0_open(&sock)) != 0 ||
         (rv = nng_socket_set_ms(sock, NNG_OPT_RECVTIMEO, (nng_duration)(timeout * 1000))) != 0 ||
         (rv = nng_socket_set_ms(sock, NNG_OPT_SENDTIMEO, (nng_duration)(timeout * 1000))) != 0 ||
-        (rv = (terr = vg_tls_dial(sock, to, &tls, why, sizeof why)) == VG_OK ? 0 : -1) != 0 ||
+        (rv = (terr = vg_tls_dial_now(sock, to, &tls, why, sizeof why)) == VG_OK ? 0 : -1) != 0 ||
         (rv = nng_send(sock, msg.data, msg.len, 0)) != 0 ||
         (rv = nng_recv(sock, &buf, &len, NNG_FLAG_ALLOC)) != 0) {
         if (rv > 0)

@@ -566,8 +566,13 @@ cmd_send(int argc, char **argv)
     } else if (err == VG_EIO && S.acked + S.dups + S.rejected == 0 && !push) {
         fprintf(stderr,
                 "vigil send: no engine answered at %s within %.0f s (is vigil run up, and "
-                "listening there?)\n",
-                to, timeout);
+                "listening there?%s)\n",
+                to, timeout,
+                vg_tls_url(to) ? " With tls+tcp://, a TLS handshake that fails looks the same: "
+                                 "check --tls-ca (the CA of the engine's certificate), "
+                                 "--tls-cert/--tls-key (a client certificate its CA signed) and "
+                                 "--tls-server-name"
+                               : "");
         rc = VG_EXIT_UNAVAILABLE;
     } else if (err == VG_EIO) {
         fprintf(stderr,
