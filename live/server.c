@@ -1095,8 +1095,8 @@ vg_server_run(vg_ruleset *rs, const vg_server_opts *opts)
         return 1;
     S->o = &o;
     S->rs = vg_ruleset_ref(rs); /* the server's own: SIGHUP may swap it */
-    S->review_at = o.review_at ? o.review_at : 50;
-    S->block_at = o.block_at ? o.block_at : 80;
+    S->review_at = o.review_at; /* 0 is a threshold like any other */
+    S->block_at = o.block_at;
     pthread_mutex_init(&S->mu, NULL);
     pthread_cond_init(&S->cv, NULL);
     S->m.batch_events.bounds = size_bounds;

@@ -29,7 +29,7 @@ typedef struct vg_server_opts {
     size_t cache_keys;            /* keys held in memory (vg_engine_opts); 0: the default */
     int64_t dedupe_horizon_ms;    /* 0: the engine's default (7 days) */
     size_t max_state_bytes;       /* the LMDB map's limit; 0: 64 GiB */
-    unsigned review_at, block_at; /* decision thresholds; 0: 50 and 80 */
+    unsigned review_at, block_at; /* decision thresholds (vg_config_defaults: 50 and 80) */
     FILE *alerts;                 /* the stdout sink's file (default stdout) */
     /* where alerts go, from the outbox; none: one stdout sink */
     const vg_sink_conf *sinks;

@@ -4,6 +4,8 @@
  * The top of the dependency graph (STYLE.md): commands call into rules/ (and,
  * as they arrive, engine/ and adapters/); nothing calls back up here.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,6 +97,13 @@ cli_color(const char *when)
 int
 main(int argc, char **argv)
 {
+    /* standard input, output or error closed (`vigil run >&-`): the next file
+     * opened would take its number, and alerts or log lines would land in
+     * it (the state's lock file, LMDB's): they go to /dev/null instead */
+    for (int fd = 0; fd <= 2; fd++)
+        if (fcntl(fd, F_GETFD) == -1 && errno == EBADF &&
+            open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY) != fd)
+            return 1;
     if (argc < 2) {
         usage(stderr);
         return VG_EXIT_USAGE;
