@@ -678,10 +678,13 @@ process_msg(server *S, req *r)
     }
     vg_err err = vg_pb_decode_batch(&S->holder, vg_ruleset_schema(S->rs), nng_msg_body(r->msg), len,
                                     &S->batch, why, sizeof why);
-    if (err == VG_EINVAL) {
+    if (err == VG_EINVAL || err == VG_ELIMIT) {
         S->rejected++;
         S->bad_msgs++;
-        vg_reply rep = {.error = why};
+        if (err == VG_ELIMIT)
+            S->oversized++;
+        /* too big to decode: sending it again cannot help */
+        vg_reply rep = {.error = why, .permanent = err == VG_ELIMIT};
         return vg_reply_encode(&rep, &r->reply);
     }
     if (err)

@@ -254,8 +254,18 @@ vg_event_from_pb(const vg_schema *sc, vg_stream_id s, const ProtobufCMessage *m,
 
 /* Decoding allocates from one block, reset for each message: no malloc or
  * free per event, and a budget: a message may not make protobuf-c allocate
- * more than VG_PB_BUDGET bytes (decoding can ask for many times the input). */
-#define VG_PB_BUDGET ((size_t)64 << 20)
+ * more than 16 times its size, within [VG_PB_BUDGET_MIN, VG_PB_BUDGET_MAX]
+ * (decoding can ask for many times the input: each event costs about a
+ * kilobyte of structures however small it is). */
+#define VG_PB_BUDGET_MIN ((size_t)64 << 20)
+#define VG_PB_BUDGET_MAX ((size_t)512 << 20)
+
+static size_t
+pb_budget(size_t len)
+{
+    size_t b = len > VG_PB_BUDGET_MAX / 16 ? VG_PB_BUDGET_MAX : len * 16;
+    return b < VG_PB_BUDGET_MIN ? VG_PB_BUDGET_MIN : b;
+}
 
 struct vg_pb_event {
     Vigil__V1__Event *msg;
@@ -263,6 +273,7 @@ struct vg_pb_event {
     size_t cap;
     char *mem; /* the block */
     size_t memcap, used;
+    bool short_of_room; /* an allocation of this message did not fit */
     ProtobufCAllocator alloc;
 };
 
@@ -274,6 +285,7 @@ bump_alloc(void *ctx, size_t size)
     if (h->used + size > h->memcap) {
         /* only between messages may the block move: grow for the next one
          * and fail this allocation if it does not fit the budget */
+        h->short_of_room = true;
         return NULL;
     }
     void *p = h->mem + h->used;
@@ -288,12 +300,13 @@ bump_free(void *ctx, void *p)
     (void)p; /* the whole block is reset before the next message */
 }
 
-/* Makes the block at least want bytes (at most the budget). */
+/* Makes the block at least want bytes (at most the budget for a message of
+ * len bytes). */
 static vg_err
-pb_room(vg_pb_event *h, size_t want)
+pb_room(vg_pb_event *h, size_t want, size_t len)
 {
-    if (want > VG_PB_BUDGET)
-        want = VG_PB_BUDGET;
+    if (want > pb_budget(len))
+        want = pb_budget(len);
     if (want <= h->memcap)
         return VG_OK;
     char *p = realloc(h->mem, want);
@@ -332,13 +345,17 @@ pb_unpack(vg_pb_event **holder, const ProtobufCMessageDescriptor *d, const uint8
     h->alloc.alloc = bump_alloc;
     h->alloc.free = bump_free;
     h->alloc.allocator_data = h;
-    if (pb_room(h, len * 4 + 4096) != VG_OK)
+    if (pb_room(h, len * 4 + 4096, len) != VG_OK)
         return VG_ENOMEM;
     h->used = 0;
+    h->short_of_room = false;
     *out = protobuf_c_message_unpack(d, &h->alloc, len, buf);
-    if (*out == NULL && len * 16 + 4096 > h->memcap && h->memcap < VG_PB_BUDGET) {
-        if (pb_room(h, len * 16 + 4096) != VG_OK)
+    if (*out == NULL && h->short_of_room && h->memcap < pb_budget(len)) {
+        /* again with all the budget allows (small events cost protobuf-c
+         * far more than their bytes) */
+        if (pb_room(h, pb_budget(len), len) != VG_OK)
             return VG_ENOMEM;
+        h->short_of_room = false;
         h->used = 0;
         *out = protobuf_c_message_unpack(d, &h->alloc, len, buf);
     }
@@ -514,7 +531,8 @@ decode_each(vg_pb_event *h, const vg_schema *sc, const uint8_t *buf, size_t len,
     if (e == NULL)
         return VG_ENOMEM;
     h->used = 0;
-    vg_err err = pb_room(h, len * 16 + 4096);
+    h->short_of_room = false;
+    vg_err err = pb_room(h, pb_budget(len), len);
     for (size_t i = 0; i < n && err == VG_OK; i++) {
         /* the event's bytes after their length prefix */
         size_t k = 0;
@@ -522,6 +540,15 @@ decode_each(vg_pb_event *h, const vg_schema *sc, const uint8_t *buf, size_t len,
         varint(out->raw[i], out->rawlen[i], &k, &v);
         e[i] = (Vigil__V1__Event *)protobuf_c_message_unpack(
             &vigil__v1__event__descriptor, &h->alloc, out->rawlen[i] - k, out->raw[i] + k);
+    }
+    if (err == VG_OK && h->short_of_room) {
+        /* not a damaged event: a batch of more events than decoding may
+         * take memory for; none of it is taken, and resending it cannot help */
+        snprintf(why, whylen,
+                 "the batch has too many events to decode at once (%zu bytes, %zu events; "
+                 "decoding may use %zu MiB): send fewer events per batch",
+                 len, n, pb_budget(len) >> 20);
+        err = VG_ELIMIT;
     }
     if (err == VG_OK)
         err = attrs_room(h, e, n);

@@ -98,7 +98,9 @@ typedef struct vg_batch {
 
 /* Decodes a serialized vigil.v1.EventBatch into out (reused between calls;
  * vg_batch_free() it), its strings in *holder. VG_EINVAL, with *why, when
- * the bytes are not such a batch (or need more than the decoding budget). */
+ * the bytes are not such a batch; VG_ELIMIT, with *why, when decoding its
+ * events needs more memory than the budget (16 times its size, 64 MiB to
+ * 512 MiB): fewer events per batch would fit. */
 vg_err vg_pb_decode_batch(vg_pb_event **holder, const vg_schema *sc, const uint8_t *buf, size_t len,
                           vg_batch *out, char *why, size_t whylen);
 void vg_batch_free(vg_batch *b);

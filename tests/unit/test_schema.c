@@ -178,6 +178,47 @@ test_reply_strings_are_made_valid_utf8(void **state)
     vg_buf_free(&enc);
 }
 
+/* A batch of n empty transactions, 4 bytes each: events = 1 { txn = 1 {} }. */
+static void
+empty_txns(vg_buf *b, size_t n)
+{
+    b->len = 0;
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(vg_buf_append(b, "\x0a\x02\x0a\x00", 4), VG_OK);
+}
+
+/* Decoding may take a bounded multiple of a batch's size; each event costs
+ * protobuf-c about a kilobyte however small, so a batch of very many tiny
+ * events is refused whole, as too big (a permanent error, not one
+ * "malformed" per event for the ones the memory ran out on). */
+static void
+test_a_batch_too_big_to_decode_is_refused_whole(void **state)
+{
+    (void)state;
+    const vg_schema *sc = vg_schema_default();
+    vg_pb_event *h = NULL;
+    vg_batch out = {0};
+    vg_buf b = {0};
+    char why[256] = "";
+    empty_txns(&b, 1000);
+    assert_int_equal(
+        vg_pb_decode_batch(&h, sc, (const uint8_t *)b.data, b.len, &out, why, sizeof why), VG_OK);
+    assert_int_equal(out.n, 1000);
+    empty_txns(&b, 300000);
+    assert_int_equal(
+        vg_pb_decode_batch(&h, sc, (const uint8_t *)b.data, b.len, &out, why, sizeof why),
+        VG_ELIMIT);
+    assert_non_null(strstr(why, "send fewer events per batch"));
+    /* and the holder is fine for the next batch */
+    empty_txns(&b, 1000);
+    assert_int_equal(
+        vg_pb_decode_batch(&h, sc, (const uint8_t *)b.data, b.len, &out, why, sizeof why), VG_OK);
+    assert_int_equal(out.n, 1000);
+    vg_batch_free(&out);
+    vg_pb_event_free(h);
+    vg_buf_free(&b);
+}
+
 int
 main(void)
 {
@@ -188,6 +229,7 @@ main(void)
         cmocka_unit_test(test_fields_added_to_the_proto_appear_in_the_schema),
         cmocka_unit_test(test_clashing_rule_names_are_refused),
         cmocka_unit_test(test_reply_strings_are_made_valid_utf8),
+        cmocka_unit_test(test_a_batch_too_big_to_decode_is_refused_whole),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
