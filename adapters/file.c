@@ -16,6 +16,14 @@
  * come again. stdout cannot take back what already reached a pipe or a
  * terminal, so a failure there part way may leave a partial line.
  *
+ * A slow reader must not stop the engine: when standard output is a pipe
+ * or a socket, the stdout sink writes with write() to it in non-blocking
+ * mode. When the pipe is full, the lines written whole are delivered, the
+ * rest of a line cut part way is kept (and that record is reported done
+ * once its rest is out: the engine offers it again, and it is recognised by
+ * its number), and the records after it are not taken (VG_ELIMIT): they
+ * wait in the outbox, ingest goes on.
+ *
  * health() may be called from another thread (/metrics), so the health
  * record sits under a mutex; deliver() has one caller at a time.
  */
@@ -42,6 +50,13 @@ typedef struct fs_sink {
 
     /* deliver() alone: a call's lines, kept so the hot path rarely allocates */
     vg_buf lines;
+    /* stdout to a pipe or socket, non-blocking: its fd (else -1), and the
+     * unwritten rest of the line of record pend_seq, when has_pend */
+    int nbfd;
+    vg_buf pend;
+    size_t pend_off;
+    uint64_t pend_seq;
+    bool has_pend;
 
     pthread_mutex_t mu; /* guards health */
     vg_sink_health health;
@@ -54,6 +69,7 @@ fs_new(vg_sink_done_fn *done, void *ctx)
     if (s == NULL)
         return NULL;
     s->fd = -1;
+    s->nbfd = -1;
     s->done = done;
     s->ctx = ctx;
     s->health.ok = true;
@@ -70,6 +86,7 @@ fs_free(fs_sink *s)
         close(s->fd);
     free(s->path);
     vg_buf_free(&s->lines);
+    vg_buf_free(&s->pend);
     pthread_mutex_destroy(&s->mu);
     free(s);
 }
@@ -144,8 +161,97 @@ stdout_open(const vg_sink_conf *conf, vg_sink_done_fn *done, void *ctx, void **s
         return VG_ENOMEM;
     }
     s->f = conf->file != NULL ? conf->file : stdout;
+    struct stat st;
+    if (conf->file == NULL && fstat(STDOUT_FILENO, &st) == 0 &&
+        (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))) {
+        int fl = fcntl(STDOUT_FILENO, F_GETFL);
+        if (fl >= 0 && fcntl(STDOUT_FILENO, F_SETFL, fl | O_NONBLOCK) == 0) {
+            fflush(stdout); /* nothing of stdio's left behind the raw writes */
+            s->nbfd = STDOUT_FILENO;
+        }
+    }
     *self = s;
     return VG_OK;
+}
+
+/* Writes what is left of the held line; true when all of it is out. *e: an
+ * error other than a full pipe (0 if none). */
+static bool
+pend_out(fs_sink *s, int *e)
+{
+    *e = 0;
+    while (s->pend_off < s->pend.len) {
+        ssize_t w = write(s->nbfd, s->pend.data + s->pend_off, s->pend.len - s->pend_off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                *e = errno;
+            return false;
+        }
+        s->pend_off += (size_t)w;
+    }
+    return true;
+}
+
+/* stdout to a pipe or socket: never waits (above). */
+static vg_err
+stdout_deliver_nb(fs_sink *s, const vg_outrec *recs, size_t n)
+{
+    int e = 0;
+    if (s->has_pend) {
+        bool out = pend_out(s, &e);
+        if (!out && e == 0)
+            return VG_ELIMIT; /* still full: none taken */
+        if (!out)
+            return fs_failed(s,
+                             "writing alerts to standard output failed: %s; they will be "
+                             "offered again",
+                             strerror(e));
+        s->has_pend = false;
+        /* the held record is out; the engine offers it again first */
+        if (recs[0].seq == s->pend_seq) {
+            fs_delivered(s, recs, 1);
+            recs++;
+            n--;
+        }
+    }
+    s->lines.len = 0;
+    for (size_t i = 0; i < n; i++)
+        if (vg_buf_append(&s->lines, recs[i].json, recs[i].len) != VG_OK ||
+            vg_buf_putc(&s->lines, '\n') != VG_OK)
+            return VG_ENOMEM;
+    size_t off = 0;
+    while (off < s->lines.len) {
+        ssize_t w = write(s->nbfd, s->lines.data + off, s->lines.len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0) {
+            e = errno;
+            break;
+        }
+        off += (size_t)w;
+    }
+    /* the records whose lines are out whole */
+    size_t whole = 0, at = 0;
+    while (whole < n && at + recs[whole].len + 1 <= off)
+        at += recs[whole++].len + 1;
+    if (whole > 0)
+        fs_delivered(s, recs, whole);
+    if (whole == n)
+        return VG_OK;
+    if (off > at) { /* a line cut part way: its rest is held */
+        s->pend.len = 0;
+        if (vg_buf_append(&s->pend, s->lines.data + off, at + recs[whole].len + 1 - off) != VG_OK)
+            return VG_ENOMEM;
+        s->pend_off = 0;
+        s->pend_seq = recs[whole].seq;
+        s->has_pend = true;
+    }
+    if (e == EAGAIN || e == EWOULDBLOCK)
+        return VG_ELIMIT; /* the pipe is full: the rest waits in the outbox */
+    return fs_failed(s, "writing alerts to standard output failed: %s; they will be offered again",
+                     strerror(e));
 }
 
 static vg_err
@@ -154,6 +260,8 @@ stdout_deliver(void *self, const vg_outrec *recs, size_t n)
     fs_sink *s = self;
     if (n == 0)
         return VG_OK;
+    if (s->nbfd >= 0)
+        return stdout_deliver_nb(s, recs, n);
     int e = 0;
     errno = 0;
     for (size_t i = 0; i < n && e == 0; i++)
@@ -180,7 +288,13 @@ stdout_close(void *self)
     fs_sink *s = self;
     if (s == NULL)
         return;
-    fflush(s->f); /* the stream is the caller's: flushed, not closed */
+    if (s->nbfd >= 0) { /* back as it was, for whoever shares it */
+        int fl = fcntl(s->nbfd, F_GETFL);
+        if (fl >= 0)
+            fcntl(s->nbfd, F_SETFL, fl & ~O_NONBLOCK);
+    } else {
+        fflush(s->f); /* the stream is the caller's: flushed, not closed */
+    }
     fs_free(s);
 }
 

@@ -255,8 +255,16 @@ offer(vg_deliver *d, run *r, vg_engine *e)
         err = r->type->deliver(r->self, d->batch, d->nbatch);
         if (err != VG_ELIMIT && r->failing != (err != VG_OK))
             say_state(r, err != VG_OK, d->batch[0].id);
-        if (err) { /* full, or failing: from its first record next round */
-            r->offered = d->batch[0].seq;
+        if (err) {
+            /* full, or failing: from its first record not reported done
+             * next round (a synchronous sink reports the ones it finished,
+             * in order, before it returns) */
+            size_t ndone = 0;
+            pthread_mutex_lock(&d->mu);
+            for (size_t k = 0; k < r->nq; k++)
+                ndone += r->q[k].seq >= d->batch[0].seq && r->q[k].seq <= last;
+            pthread_mutex_unlock(&d->mu);
+            r->offered = ndone < d->nbatch ? d->batch[ndone].seq : last + 1;
             /* fin stays zero past what was offered (filtered ones are
              * marked again when read again) */
             memset(r->fin + (r->offered - r->cursor), 0, (size_t)(last + 1 - r->offered));
@@ -291,8 +299,9 @@ vg_deliver_step(vg_deliver *d, vg_engine *e)
             mark(r, q[k].seq);
         }
         free(q);
-        if (nq > 0)
-            r->full = false; /* it has room again */
+        /* full (VG_ELIMIT) is tried again each round: a sink may make room
+         * without finishing anything (a pipe its reader drained) */
+        r->full = false;
         size_t k = 0, open = (size_t)(r->offered - r->cursor);
         while (k < open && r->fin[k])
             k++;

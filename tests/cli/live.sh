@@ -515,5 +515,32 @@ kill -0 "$pid" 2>/dev/null && bad "the engine with a closed stdout did not stop"
 pid=""
 wait
 
+# --- a slow reader of standard output does not hold up ingest ---------------------
+# stdout is a pipe nobody reads for 5 s: every batch is acked meanwhile, the
+# alerts wait in the outbox, then reach the reader whole and once each
+"$vigil" run --rules "$rules" --state "$tmp/s12" --ingest "$url" --http "$http" 2>"$tmp/err12" |
+    (sleep 5; cat >"$tmp/got12.jsonl") &
+i=0
+while ! grep -q "ready:" "$tmp/err12" 2>/dev/null && [ $i -lt 100 ]; do i=$((i + 1)); sleep 0.1; done
+pid=$(pgrep -f -- "--state $tmp/s12 ")
+t0=$(date +%s)
+timeout 30 "$vigil" send --to "$url" --input "$tmp/g.csv" -q && ok || bad "send while stdout is not read"
+[ $(($(date +%s) - t0)) -lt 4 ] && ok || bad "ingest waited for the slow reader ($(($(date +%s) - t0)) s)"
+i=0
+while [ "$(wc -l <"$tmp/got12.jsonl" 2>/dev/null || echo 0)" -lt "$(wc -l <"$tmp/want.jsonl")" ] &&
+    [ $i -lt 150 ]; do
+    i=$((i + 1))
+    sleep 0.1
+done
+kill -TERM "$pid"
+i=0
+while kill -0 "$pid" 2>/dev/null && [ $i -lt 100 ]; do i=$((i + 1)); sleep 0.1; done
+pid=""
+wait
+sort "$tmp/got12.jsonl" >"$tmp/got12.sorted"
+sort "$tmp/want.jsonl" >"$tmp/want12.sorted"
+cmp -s "$tmp/got12.sorted" "$tmp/want12.sorted" && ok ||
+    bad "a slow reader's alerts differ from replay's: $(wc -l <"$tmp/got12.jsonl") lines"
+
 echo "live: $n checks, $fails failed"
 [ $fails -eq 0 ]
