@@ -26,6 +26,7 @@ struct vg_log {
     vg_buf pending;  /* records not yet written */
     int64_t *starts; /* every segment's first position, ascending */
     size_t nstarts;
+    int last_errno; /* of the last write or sync that failed */
 };
 
 static uint64_t
@@ -308,15 +309,20 @@ vg_log_commit(vg_log *l)
             return err;
     }
     size_t done = 0;
+    l->last_errno = 0;
     while (done < l->pending.len) {
         ssize_t w = write(l->fd, l->pending.data + done, l->pending.len - done);
         if (w < 0 && errno == EINTR)
             continue;
-        if (w <= 0)
+        if (w <= 0) {
+            l->last_errno = w < 0 ? errno : ENOSPC; /* a write of 0: no room */
             break;
+        }
         done += (size_t)w;
     }
-    if (done < l->pending.len || fdatasync(l->fd) != 0) {
+    if (done == l->pending.len && fdatasync(l->fd) != 0)
+        l->last_errno = errno;
+    if (done < l->pending.len || l->last_errno != 0) {
         /* leave no torn record behind for the next group to follow */
         if (ftruncate(l->fd, l->size) != 0) {
             /* opening the log cuts a torn tail off anyway */
@@ -326,6 +332,12 @@ vg_log_commit(vg_log *l)
     l->size += (off_t)l->pending.len;
     l->pending.len = 0;
     return VG_OK;
+}
+
+const char *
+vg_log_error(const vg_log *l)
+{
+    return l != NULL && l->last_errno != 0 ? strerror(l->last_errno) : NULL;
 }
 
 int64_t

@@ -1011,7 +1011,17 @@ engine_main(void *arg)
         if (err) {
             /* state may now hold events the log does not: stop, and let the
              * restart recover from the checkpoint and the log */
-            say(S, "stopping: %s", vg_strerror(err));
+            const char *lerr = vg_log_error(S->log);
+            if (lerr != NULL)
+                say(S,
+                    "stopping: the event log could not be written: %s (the batches of this "
+                    "group were refused, nothing of them acked; %s, then restart: recovery "
+                    "loses nothing acked)",
+                    lerr,
+                    strcmp(lerr, strerror(ENOSPC)) == 0 ? "free some disk space"
+                                                        : "fix the disk or the folder");
+            else
+                say(S, "stopping: %s", vg_strerror(err));
             pthread_mutex_lock(&S->mu);
             S->failed = true;
             S->busy = false;

@@ -35,6 +35,8 @@ vg_err vg_log_add(vg_log *l, const uint8_t *rec, size_t len, int64_t *pos);
 /* Writes the pending group and makes it durable (one fdatasync). */
 vg_err vg_log_commit(vg_log *l);
 /* The position of the next record (pending ones included). */
+/* Why the last vg_log_commit() failed ("No space left on device"), or NULL. */
+const char *vg_log_error(const vg_log *l);
 int64_t vg_log_next(const vg_log *l);
 /* Removes the segments that hold only records before pos. */
 void vg_log_trim(vg_log *l, int64_t pos);
