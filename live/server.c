@@ -329,20 +329,58 @@ now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void say(server *S, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(server *S, vg_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
+/* A line of the engine's log (vg_server_log). */
 static void
-say(server *S, const char *fmt, ...)
+say(server *S, vg_level level, const char *fmt, ...)
 {
     if (S->o->log == NULL)
         return;
     va_list ap;
     va_start(ap, fmt);
-    fputs("vigil run: ", S->o->log);
-    vfprintf(S->o->log, fmt, ap);
-    fputc('\n', S->o->log);
+    vg_server_vlog(S->o->log, level, fmt, ap);
     va_end(ap);
-    fflush(S->o->log);
+}
+
+void
+vg_server_vlog(FILE *f, vg_level level, const char *fmt, va_list ap)
+{
+    static const char *const names[] = {"info", "warn", "error"};
+    char msg[2048];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    char when[40];
+    size_t n = strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(when + n, sizeof when - n, ".%03ldZ", ts.tv_nsec / 1000000);
+    /* logfmt: the message quoted, its quotes, backslashes and line breaks
+     * escaped, so one event is one line a log shipper can split into keys */
+    flockfile(f);
+    fprintf(f, "time=%s level=%s msg=\"", when, names[level]);
+    for (const char *p = msg; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            putc_unlocked('\\', f);
+        if (*p == '\n')
+            fputs("\\n", f);
+        else
+            putc_unlocked(*p, f);
+    }
+    fputs("\"\n", f);
+    funlockfile(f);
+    fflush(f);
+}
+
+void
+vg_server_log(FILE *f, vg_level level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vg_server_vlog(f, level, fmt, ap);
+    va_end(ap);
 }
 
 static void
@@ -502,11 +540,13 @@ set_full(server *S)
     if (was)
         return;
     if (disk)
-        say(S, "no room on the disk for the state to grow: taking no more batches; free some "
-               "space and restart (the event log keeps everything acked)");
+        say(S, VG_WARN,
+            "no room on the disk for the state to grow: taking no more batches; free some "
+            "space and restart (the event log keeps everything acked)");
     else
-        say(S, "the state is full (state.max_size reached): taking no more batches; restart "
-               "with a larger max_size (the event log keeps everything acked)");
+        say(S, VG_WARN,
+            "the state is full (state.max_size reached): taking no more batches; restart "
+            "with a larger max_size (the event log keeps everything acked)");
 }
 
 /* ---- The engine thread ---------------------------------------------------- */
@@ -812,7 +852,7 @@ switch_rules(server *S, vg_ruleset *rs)
     vg_ruleset *use = rs;
     err = vg_engine_open(rs, &eo, why, sizeof why, &S->eng);
     if (err) { /* the old rules on the state just written, then */
-        say(S, "the new rules can't open the state: %s; keeping the old ones", why);
+        say(S, VG_WARN, "the new rules can't open the state: %s; keeping the old ones", why);
         use = S->rs;
         if (vg_engine_open(S->rs, &eo, why, sizeof why, &S->eng) != VG_OK)
             err = VG_EIO;
@@ -865,7 +905,7 @@ switch_rules(server *S, vg_ruleset *rs)
     free(a);
     free(sp);
     if (use == rs)
-        say(S, "reloaded: %zu rules", nr);
+        say(S, VG_INFO, "reloaded: %zu rules", nr);
     return VG_OK;
 }
 
@@ -933,7 +973,7 @@ engine_main(void *arg)
             vg_err e = switch_rules(S, next_rs);
             vg_ruleset_unref(next_rs);
             if (e) {
-                say(S, "stopping: switching the rules failed: %s", vg_strerror(e));
+                say(S, VG_ERROR, "stopping: switching the rules failed: %s", vg_strerror(e));
                 pthread_mutex_lock(&S->mu);
                 S->failed = true;
                 pthread_mutex_unlock(&S->mu);
@@ -984,14 +1024,15 @@ engine_main(void *arg)
              * outbox goes to the store with any write-back below */
             vg_err derr = vg_deliver_step(S->dl, S->eng);
             if (derr)
-                say(S, "delivering alerts failed: %s (they stay in the outbox)", vg_strerror(derr));
+                say(S, VG_WARN, "delivering alerts failed: %s (they stay in the outbox)",
+                    vg_strerror(derr));
             /* write-back only behind the durable log; if it fails the
              * events are still durable, and acked */
             vg_err merr = vg_engine_maintain(S->eng);
             if (merr == VG_ELIMIT)
                 set_full(S);
             else if (merr)
-                say(S, "writing state back failed: %s (the log keeps everything)",
+                say(S, VG_WARN, "writing state back failed: %s (the log keeps everything)",
                     vg_strerror(merr));
         }
         publish(S, nreq, &sizes, t1 - t0, t2 - t1);
@@ -999,7 +1040,7 @@ engine_main(void *arg)
             next = r->next;
             if (r->pull) {
                 if (err)
-                    say(S, "a PULL batch was not taken (the event log failed)");
+                    say(S, VG_WARN, "a PULL batch was not taken (the event log failed)");
                 vg_buf_free(&r->reply);
                 free(r);
             } else if (err)
@@ -1013,7 +1054,7 @@ engine_main(void *arg)
              * restart recover from the checkpoint and the log */
             const char *lerr = vg_log_error(S->log);
             if (lerr != NULL)
-                say(S,
+                say(S, VG_ERROR,
                     "stopping: the event log could not be written: %s (the batches of this "
                     "group were refused, nothing of them acked; %s, then restart: recovery "
                     "loses nothing acked)",
@@ -1021,7 +1062,7 @@ engine_main(void *arg)
                     strcmp(lerr, strerror(ENOSPC)) == 0 ? "free some disk space"
                                                         : "fix the disk or the folder");
             else
-                say(S, "stopping: %s", vg_strerror(err));
+                say(S, VG_ERROR, "stopping: %s", vg_strerror(err));
             pthread_mutex_lock(&S->mu);
             S->failed = true;
             S->busy = false;
@@ -1031,7 +1072,8 @@ engine_main(void *arg)
             break;
         }
         if (S->o->idle_advance && (err = idle_tick(S)) != VG_OK) {
-            say(S, "stopping: moving the event clock (idle_advance) failed: %s", vg_strerror(err));
+            say(S, VG_ERROR, "stopping: moving the event clock (idle_advance) failed: %s",
+                vg_strerror(err));
             pthread_mutex_lock(&S->mu);
             S->failed = true;
             S->busy = false;
@@ -1044,7 +1086,8 @@ engine_main(void *arg)
             if (err == VG_ELIMIT)
                 set_full(S);
             else
-                say(S, "a checkpoint failed: %s (the log keeps everything; retrying later)",
+                say(S, VG_WARN,
+                    "a checkpoint failed: %s (the log keeps everything; retrying later)",
                     vg_strerror(err));
         }
         pthread_mutex_lock(&S->mu);
@@ -1150,7 +1193,7 @@ vg_server_run(vg_ruleset *rs, const vg_server_opts *opts)
     if (err == VG_OK)
         err = vg_log_open(logdir, &S->log, &end, why, sizeof why);
     if (err) {
-        say(S, "%s", why[0] ? why : vg_strerror(err));
+        say(S, VG_ERROR, "%s", why[0] ? why : vg_strerror(err));
         goto done;
     }
     /* /healthz answers from here on, through a long recovery; /readyz only
@@ -1159,7 +1202,7 @@ vg_server_run(vg_ruleset *rs, const vg_server_opts *opts)
     if (o.http != NULL && o.http[0] != '\0') {
         vg_admin_fns fns = {metrics_text, is_ready, S};
         if (vg_admin_start(o.http, &fns, &S->admin, why, sizeof why) != VG_OK) {
-            say(S, "%s (set http to another address, or to \"\" for none)", why);
+            say(S, VG_ERROR, "%s (set http to another address, or to \"\" for none)", why);
             goto done;
         }
     }
@@ -1171,16 +1214,18 @@ vg_server_run(vg_ruleset *rs, const vg_server_opts *opts)
         err = vg_log_replay(S->log, from, recover_one, &R);
         vg_pb_event_free(R.holder);
         if (err) {
-            say(S, "recovery from the event log failed at a damaged record: %s", vg_strerror(err));
+            say(S, VG_ERROR, "recovery from the event log failed at a damaged record: %s",
+                vg_strerror(err));
             goto done;
         }
         vg_engine_set_logpos(S->eng, end);
-        say(S, "recovered %" PRId64 " events from the event log in %.1f s", R.n, now_s() - t0);
+        say(S, VG_INFO, "recovered %" PRId64 " events from the event log in %.1f s", R.n,
+            now_s() - t0);
     } else {
         vg_engine_set_logpos(S->eng, end);
     }
     if ((err = checkpoint(S)) != VG_OK) {
-        say(S, "can't write a checkpoint to '%s': %s", o.state_dir,
+        say(S, VG_ERROR, "can't write a checkpoint to '%s': %s", o.state_dir,
             err != VG_ELIMIT              ? vg_strerror(err)
             : vg_engine_disk_full(S->eng) ? "no room on the disk: free some space and start again"
                                           : "state.max_size reached: start with a larger max_size");
@@ -1191,11 +1236,11 @@ vg_server_run(vg_ruleset *rs, const vg_server_opts *opts)
         /* nng drops a bigger message and the connection with it, unanswered;
          * up to twice the limit it is read, answered with an error, counted */
         (rv = nng_socket_set_size(S->sock, NNG_OPT_RECVMAXSZ, 2 * o.max_message_bytes)) != 0) {
-        say(S, "can't listen on %s: %s", o.ingest_url, nng_strerror(rv));
+        say(S, VG_ERROR, "can't listen on %s: %s", o.ingest_url, nng_strerror(rv));
         goto done;
     }
     if (vg_tls_listen(S->sock, o.ingest_url, &o.tls, why, sizeof why) != VG_OK) {
-        say(S, "%s", why);
+        say(S, VG_ERROR, "%s", why);
         goto done;
     }
     for (int i = 0; i < NCTX; i++) {
@@ -1203,29 +1248,29 @@ vg_server_run(vg_ruleset *rs, const vg_server_opts *opts)
         r->S = S;
         if ((rv = nng_aio_alloc(&r->aio, req_cb, r)) != 0 ||
             (rv = nng_ctx_open(&r->ctx, S->sock)) != 0) {
-            say(S, "can't start: %s", nng_strerror(rv));
+            say(S, VG_ERROR, "can't start: %s", nng_strerror(rv));
             goto done;
         }
     }
     if (o.stream_url != NULL && o.stream_url[0] != '\0') {
         if ((rv = nng_pull0_open(&S->pull)) != 0 ||
             (rv = nng_socket_set_size(S->pull, NNG_OPT_RECVMAXSZ, 2 * o.max_message_bytes)) != 0) {
-            say(S, "can't listen on %s (stream): %s", o.stream_url, nng_strerror(rv));
+            say(S, VG_ERROR, "can't listen on %s (stream): %s", o.stream_url, nng_strerror(rv));
             goto done;
         }
         if (vg_tls_listen(S->pull, o.stream_url, &o.tls, why, sizeof why) != VG_OK) {
-            say(S, "%s (stream)", why);
+            say(S, VG_ERROR, "%s (stream)", why);
             goto done;
         }
         S->puller.S = S;
         S->puller.pull = true;
         if ((rv = nng_aio_alloc(&S->puller.aio, pull_cb, &S->puller)) != 0) {
-            say(S, "can't start: %s", nng_strerror(rv));
+            say(S, VG_ERROR, "can't start: %s", nng_strerror(rv));
             goto done;
         }
     }
     if (pthread_create(&th, NULL, engine_main, S) != 0) {
-        say(S, "can't start the engine thread");
+        say(S, VG_ERROR, "can't start the engine thread");
         goto done;
     }
     started = true;
@@ -1236,8 +1281,9 @@ vg_server_run(vg_ruleset *rs, const vg_server_opts *opts)
         nng_ctx_recv(S->reqs[i].ctx, S->reqs[i].aio);
     if (S->pull.id != 0)
         nng_recv_aio(S->pull, S->puller.aio);
-    say(S, "ready: %zu rules, ingest on %s%s%s, state in %s", vg_ruleset_nrules(rs), o.ingest_url,
-        S->pull.id != 0 ? ", stream on " : "", S->pull.id != 0 ? o.stream_url : "", o.state_dir);
+    say(S, VG_INFO, "ready: %zu rules, ingest on %s%s%s, state in %s", vg_ruleset_nrules(rs),
+        o.ingest_url, S->pull.id != 0 ? ", stream on " : "", S->pull.id != 0 ? o.stream_url : "",
+        o.state_dir);
     for (;;) {
         int sig = 0;
         if (sigwait(&sigs, &sig) != 0)
@@ -1248,7 +1294,8 @@ vg_server_run(vg_ruleset *rs, const vg_server_opts *opts)
             if (next == NULL && o.reload != NULL) {
                 S->reload_failures++;
                 pthread_mutex_unlock(&S->mu);
-                say(S, "SIGHUP: the rules do not compile (above); the old ones keep running");
+                say(S, VG_WARN,
+                    "SIGHUP: the rules do not compile (above); the old ones keep running");
                 continue;
             }
             vg_ruleset_unref(S->next_rs); /* a reload not yet taken: the newest wins */
@@ -1259,7 +1306,7 @@ vg_server_run(vg_ruleset *rs, const vg_server_opts *opts)
         }
         break;
     }
-    say(S, "stopping: no new batches; finishing those in flight");
+    say(S, VG_INFO, "stopping: no new batches; finishing those in flight");
     if (S->pull.id != 0) /* nothing more from it; what it queued is processed */
         nng_close(S->pull);
     pthread_mutex_lock(&S->mu);
@@ -1309,22 +1356,26 @@ done:
     if (S->eng != NULL && S->log != NULL && S->dl != NULL && !S->failed && rc == 0) {
         /* the sinks finish what they can; the rest stays in the outbox */
         if (vg_deliver_drain(S->dl, S->eng, 5.0) == VG_ELIMIT)
-            say(S, "some alerts are not delivered yet: they stay in the outbox for the next "
-                   "start (see vigil_outbox_depth)");
+            say(S, VG_WARN,
+                "some alerts are not delivered yet: they stay in the outbox for the next "
+                "start (see vigil_outbox_depth)");
         if ((err = checkpoint(S)) == VG_ELIMIT) { /* full: the next start recovers from the log */
             if (vg_engine_disk_full(S->eng))
-                say(S, "the last checkpoint does not fit on the disk; the event log keeps "
-                       "everything: free some space and restart");
+                say(S, VG_WARN,
+                    "the last checkpoint does not fit on the disk; the event log keeps "
+                    "everything: free some space and restart");
             else
-                say(S, "the last checkpoint does not fit in state.max_size; the event log keeps "
-                       "everything: restart with a larger max_size");
+                say(S, VG_WARN,
+                    "the last checkpoint does not fit in state.max_size; the event log keeps "
+                    "everything: restart with a larger max_size");
         } else if (err != VG_OK) {
-            say(S, "the last checkpoint failed: %s (the log keeps everything)", vg_strerror(err));
+            say(S, VG_ERROR, "the last checkpoint failed: %s (the log keeps everything)",
+                vg_strerror(err));
             rc = 1;
         }
     }
     if (rc == 0)
-        say(S,
+        say(S, VG_INFO,
             "stopped: %" PRIu64 " events, %" PRIu64 " duplicates, %" PRIu64 " rejected, %" PRIu64
             " alerts",
             S->events, S->duplicates, S->rejected, S->nalerts);

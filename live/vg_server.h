@@ -11,11 +11,20 @@
 #ifndef VG_SERVER_H
 #define VG_SERVER_H
 
+#include <stdarg.h>
 #include <stdio.h>
 
 #include "vg_engine.h"
 #include "vg_sink.h"
 #include "vg_tls.h"
+
+/* The engine's log on stderr: one logfmt line per event,
+ *   time=2026-12-08T05:58:01.123Z level=info msg="ready: ..."
+ * (the message quoted, its quotes, backslashes and line breaks escaped). */
+typedef enum vg_level { VG_INFO, VG_WARN, VG_ERROR } vg_level;
+void vg_server_log(FILE *f, vg_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void vg_server_vlog(FILE *f, vg_level level, const char *fmt, va_list ap);
 
 typedef struct vg_server_opts {
     const char *state_dir;        /* LMDB state and the event log (log/) */

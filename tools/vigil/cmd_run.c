@@ -91,25 +91,20 @@ log_attempt(void *ctx, const char *sink, const char *alert_id, int attempt, long
     (void)ctx;
     if (status >= 200 && status < 300 && attempt != 0)
         return;
-    time_t now = time(NULL);
-    struct tm tm;
-    char when[32];
-    gmtime_r(&now, &tm);
-    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
     if (attempt == 0 && strcmp(alert_id, "-") == 0) { /* news about the sink itself */
-        fprintf(stderr, "vigil run: %s sink %s: %s\n", when, sink, error ? error : "");
+        vg_server_log(stderr, VG_WARN, "sink %s: %s", sink, error ? error : "");
         return;
     }
     if (attempt == 0) { /* a synchronous sink failing, or working again */
-        fprintf(stderr, "vigil run: %s sink %s: %s from alert %s: %s\n", when, sink,
-                status == 0 ? "failing" : "working", alert_id, error ? error : "");
+        vg_server_log(stderr, status == 0 ? VG_WARN : VG_INFO, "sink %s: %s from alert %s: %s",
+                      sink, status == 0 ? "failing" : "working", alert_id, error ? error : "");
         return;
     }
     char what[64] = "";
     if (status != 0)
         snprintf(what, sizeof what, "status %ld%s", status, error && *error ? ", " : "");
-    fprintf(stderr, "vigil run: %s sink %s: alert %s, attempt %d failed: %s%s (%.0f ms)\n", when,
-            sink, alert_id, attempt, what, error ? error : "", latency_s * 1000);
+    vg_server_log(stderr, VG_WARN, "sink %s: alert %s, attempt %d failed: %s%s (%.0f ms)", sink,
+                  alert_id, attempt, what, error ? error : "", latency_s * 1000);
 }
 
 /* The addresses the engine will listen on, checked before anything starts
