@@ -351,6 +351,11 @@ vg_config_load(const char *path, vg_config *c, FILE *err)
             fprintf(err, "%s: error: state.max_size: '%s' is not a size (like 64GiB or 512MiB)\n",
                     path, r->state->max_size);
             bad = true;
+        } else if (c->max_size < (uint64_t)1 << 20) {
+            /* LMDB needs room for its own pages before any state */
+            fprintf(err, "%s: error: state.max_size: '%s' is too small: at least 1MiB\n", path,
+                    r->state->max_size);
+            bad = true;
         }
     }
     c->ingest = r->ingest ? strdup(r->ingest) : NULL;

@@ -1,9 +1,12 @@
 /*
  * tls.c - tls+tcp:// endpoints (vg_tls.h).
  */
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 
 #include "vg_tls.h"
 /* after nng.h (through vg_tls.h): it needs nng's declarations */
@@ -179,6 +182,43 @@ vg_tls_check_listen(const char *url, const vg_tls_files *tls, char *why, size_t 
                  url);
         nng_url_free(u);
         return VG_EINVAL;
+    }
+    if (ipc) { /* the socket file's folder must exist */
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%s", u->u_path);
+        char *slash = strrchr(dir, '/');
+        struct stat st;
+        if (slash != NULL && slash != dir) {
+            *slash = '\0';
+            if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+                snprintf(why, whylen, "'%s': the folder '%s' does not exist: make it first", url,
+                         dir);
+                nng_url_free(u);
+                return VG_EINVAL;
+            }
+        }
+    } else {
+        char *end = NULL;
+        long p = strtol(u->u_port, &end, 10);
+        struct addrinfo hints = {.ai_flags = AI_PASSIVE | AI_NUMERICSERV,
+                                 .ai_socktype = SOCK_STREAM},
+                        *ai = NULL;
+        const char *host =
+            u->u_hostname[0] != '\0' && strcmp(u->u_hostname, "*") != 0 ? u->u_hostname : NULL;
+        int gai = 0;
+        if (*end != '\0' || p < 1 || p > 65535) {
+            snprintf(why, whylen, "'%s': the port must be a number from 1 to 65535", url);
+            nng_url_free(u);
+            return VG_EINVAL;
+        }
+        if (host != NULL && (gai = getaddrinfo(host, u->u_port, &hints, &ai)) != 0) {
+            snprintf(why, whylen, "'%s': the host '%s' does not resolve (%s)", url,
+                     host, gai_strerror(gai));
+            nng_url_free(u);
+            return VG_EINVAL;
+        }
+        if (ai != NULL)
+            freeaddrinfo(ai);
     }
     nng_url_free(u);
     if (vg_tls_url(url)) {

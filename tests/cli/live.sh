@@ -414,7 +414,8 @@ rc=$?
 grep -q "did you mean 'amount'" "$tmp/err5" && ok || bad "run shows the rule errors"
 # --check-config checks the addresses and the TLS files as run would use them
 for bad in "--ingest tcp://127.0.0.1" "--ingest foo://x:1" "--stream ipc://" "--http localhost" \
-    "--ingest tls+tcp://127.0.0.1:7999"; do
+    "--ingest tls+tcp://127.0.0.1:7999" "--ingest tcp://127.0.0.1:99999" \
+    "--ingest ipc:///nonexistent/dir/x.ipc" "--ingest $url --stream $url"; do
     # shellcheck disable=SC2086 # the option and its value
     "$vigil" run --rules "$rules" --state "$tmp/s11" $bad --check-config 2>"$tmp/err11"
     rc=$?
@@ -488,23 +489,23 @@ stop && ok || bad "the config's engine: exit $rc"
 [ -f "$tmp/cfg/st/data.mdb" ] && ok || bad "the state is not in the config's state.path"
 
 # --- standard output closed: the engine goes on; the alerts wait in the outbox --
-"$vigil" run --rules "$rules" --state "$tmp/s9" --ingest "$url" --http "$http" 2>"$tmp/err9" |
+"$vigil" run --rules "$rules" --state "$tmp/s13" --ingest "$url" --http "$http" 2>"$tmp/errpipe" |
     head -c 10 >/dev/null &
 i=0
-while ! grep -q "ready:" "$tmp/err9" && [ $i -lt 100 ]; do
+while ! grep -q "ready:" "$tmp/errpipe" 2>/dev/null && [ $i -lt 100 ]; do
     i=$((i + 1))
     sleep 0.1
 done
-pid=$(pgrep -f -- "--state $tmp/s9 ")
+pid=$(pgrep -f -- "--state $tmp/s13 ")
 "$vigil" send --to "$url" --input "$tmp/half.csv" -q && ok || bad "send to an engine whose stdout is closed"
 sleep 0.5
 kill -0 "$pid" 2>/dev/null && ok || bad "a closed stdout stopped the engine"
-grep -q "sink stdout: failing from alert .*Broken pipe" "$tmp/err9" && ok ||
-    bad "a closed stdout is not in the log: $(cat "$tmp/err9")"
-[ "$(grep -c "sink stdout: failing" "$tmp/err9")" = 1 ] && ok || bad "the failing stdout is logged more than once"
-fetch /metrics >"$tmp/m9"
-grep -q '^vigil_outbox_depth{sink="stdout"} [1-9]' "$tmp/m9" && ok ||
-    bad "the alerts are not kept in the outbox: $(grep outbox_depth "$tmp/m9")"
+grep -q "sink stdout: failing from alert .*Broken pipe" "$tmp/errpipe" && ok ||
+    bad "a closed stdout is not in the log: $(cat "$tmp/errpipe")"
+[ "$(grep -c "sink stdout: failing" "$tmp/errpipe")" = 1 ] && ok || bad "the failing stdout is logged more than once"
+fetch /metrics >"$tmp/mpipe"
+grep -q '^vigil_outbox_depth{sink="stdout"} [1-9]' "$tmp/mpipe" && ok ||
+    bad "the alerts are not kept in the outbox: $(grep outbox_depth "$tmp/mpipe")"
 kill -TERM "$pid" # not this shell's child (a pipeline's): wait until it is gone
 i=0
 while kill -0 "$pid" 2>/dev/null && [ $i -lt 100 ]; do
@@ -518,10 +519,10 @@ wait
 # --- a slow reader of standard output does not hold up ingest ---------------------
 # stdout is a pipe nobody reads for 5 s: every batch is acked meanwhile, the
 # alerts wait in the outbox, then reach the reader whole and once each
-"$vigil" run --rules "$rules" --state "$tmp/s12" --ingest "$url" --http "$http" 2>"$tmp/err12" |
+"$vigil" run --rules "$rules" --state "$tmp/s12" --ingest "$url" --http "$http" 2>"$tmp/errslow" |
     (sleep 5; cat >"$tmp/got12.jsonl") &
 i=0
-while ! grep -q "ready:" "$tmp/err12" 2>/dev/null && [ $i -lt 100 ]; do i=$((i + 1)); sleep 0.1; done
+while ! grep -q "ready:" "$tmp/errslow" 2>/dev/null && [ $i -lt 100 ]; do i=$((i + 1)); sleep 0.1; done
 pid=$(pgrep -f -- "--state $tmp/s12 ")
 t0=$(date +%s)
 timeout 30 "$vigil" send --to "$url" --input "$tmp/g.csv" -q && ok || bad "send while stdout is not read"

@@ -127,6 +127,12 @@ endpoints_ok(const vg_server_opts *o, const char *config)
             ok = false;
         }
     }
+    if (ok && o->ingest_url && o->stream_url && strcmp(o->ingest_url, o->stream_url) == 0) {
+        fprintf(stderr,
+                "%s: error: ingest and stream are both %s: give them addresses of their own\n",
+                where, o->ingest_url);
+        ok = false;
+    }
     if (o->http[0] != '\0') {
         const char *colon = strrchr(o->http, ':');
         char *end = NULL;
