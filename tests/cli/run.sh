@@ -298,6 +298,13 @@ grep_in "$tmp/err" "amount '1.005' has more decimals than EUR allows (2)" "the a
 printf 'rule r { where amout > 1 }\n' >"$tmp/bad.vgl"
 expect 1 "replay with rules that do not compile" -- "$vigil" replay --rules "$tmp/bad.vgl" --input "$tmp/g.csv"
 
+# a time in microseconds is refused as the live engine refuses it (more than
+# a day ahead of the clock), not taken to move the event clock years ahead
+printf 'id,time,stream,account_id,type,amount,currency\nu1,1714550400000000,txn,a1,PURCHASE,10.00,EUR\nu2,2024-05-01T00:00:00Z,txn,a1,PURCHASE,10.00,EUR\n' >"$tmp/us.csv"
+expect 0 "replay of a time in microseconds" -- "$vigil" replay --rules "$top/rules/examples" --input "$tmp/us.csv" --out /dev/null
+grep_in "$tmp/err" "2 events read, 1 accepted, 1 rejected" "a time in microseconds: only that row is refused"
+grep_in "$tmp/err" "us.csv:2: the event's time is more than a day ahead" "a time in microseconds: the reason"
+
 # replay --sink: the alerts also go through the config's sinks
 printf 'sinks:\n  - {type: jsonl, path: a.jsonl}\n  - {type: jsonl, path: b.jsonl, rules: [no_such_rule]}\n' >"$tmp/sinks.yaml"
 expect 0 "replay --sink jsonl" -- "$vigil" replay --rules "$top/rules/examples" --input "$tmp/g.csv" \
