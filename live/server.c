@@ -719,8 +719,7 @@ process_msg(server *S, req *r)
     vg_err err = vg_pb_decode_batch(&S->holder, vg_ruleset_schema(S->rs), nng_msg_body(r->msg), len,
                                     &S->batch, why, sizeof why);
     if (err == VG_EINVAL || err == VG_ELIMIT) {
-        S->rejected++;
-        S->bad_msgs++;
+        S->bad_msgs++; /* a message, not an event: not among the rejected events */
         if (err == VG_ELIMIT)
             S->oversized++;
         /* too big to decode: sending it again cannot help */
@@ -1377,8 +1376,8 @@ done:
     if (rc == 0)
         say(S, VG_INFO,
             "stopped: %" PRIu64 " events, %" PRIu64 " duplicates, %" PRIu64 " rejected, %" PRIu64
-            " alerts",
-            S->events, S->duplicates, S->rejected, S->nalerts);
+            " alerts, %" PRIu64 " requests refused whole (not an EventBatch, or too big)",
+            S->events, S->duplicates, S->rejected, S->nalerts, S->bad_msgs);
     vg_deliver_close(S->dl);
     if (S->failed) /* memory may hold half a failed batch: the log and the checkpoint rule */
         vg_engine_discard(S->eng);
