@@ -281,6 +281,10 @@ echo '{"time":"2024-05-01T10:00:00Z"}' | "$vigil" score --to "$url" 2>"$tmp/err1
 rc=$?
 [ $rc -eq 65 ] && ok || bad "score of an event without id: exit $rc, expected 65"
 grep -q "the event has no id" "$tmp/err10" && ok || bad "score says why: $(cat "$tmp/err10")"
+printf '%s\n%s\n' "$ev" "$ev" | "$vigil" score --to "$url" 2>"$tmp/err10"
+rc=$?
+[ $rc -eq 65 ] && ok || bad "score of two events: exit $rc, expected 65"
+grep -q "more than one event" "$tmp/err10" && ok || bad "score of two events says why: $(cat "$tmp/err10")"
 stop
 
 # --- hot reload (SIGHUP) -------------------------------------------------------

@@ -91,6 +91,15 @@ cmd_score(int argc, char **argv)
     vg_buf msg = {0};
     const vg_event *one = &ev;
     vg_err err = vg_batch_encode(sc, &one, 1, true, &msg);
+    if (err == VG_OK && vg_reader_next(rd, &ev, &line, &reason, &lab) != VG_READ_END) {
+        fprintf(stderr,
+                "vigil score: the input holds more than one event (another at line %llu): "
+                "score takes one; to send many, use vigil send\n",
+                (unsigned long long)line);
+        vg_buf_free(&msg);
+        vg_reader_close(rd);
+        return VG_EXIT_DATAERR;
+    }
     vg_reader_close(rd);
     if (err) {
         vg_buf_free(&msg);
