@@ -212,8 +212,8 @@ vg_tls_check_listen(const char *url, const vg_tls_files *tls, char *why, size_t 
             return VG_EINVAL;
         }
         if (host != NULL && (gai = getaddrinfo(host, u->u_port, &hints, &ai)) != 0) {
-            snprintf(why, whylen, "'%s': the host '%s' does not resolve (%s)", url,
-                     host, gai_strerror(gai));
+            snprintf(why, whylen, "'%s': the host '%s' does not resolve (%s)", url, host,
+                     gai_strerror(gai));
             nng_url_free(u);
             return VG_EINVAL;
         }

@@ -37,7 +37,8 @@ if ! mount -t tmpfs -o size=48m tmpfs "$tmp/disk" 2>/dev/null; then
     exit 77
 fi
 url="ipc://$tmp/ingest.ipc"
-port=$((20000 + ($$ + 7) % 20000))
+. "$top/tests/cli/lib.sh"
+port=$(free_port)
 http="127.0.0.1:$port"
 code() { python3 -c "
 import sys, urllib.request, urllib.error

@@ -68,7 +68,10 @@ count() {
 
 # a port nothing listens on: webhook-listen takes it in (c); a port another
 # process took meanwhile makes (a) or (c) fail loudly, not pass
-port=$((20000 + $$ % 20000 + 7))
+. "$top/tests/cli/lib.sh"
+port=$(free_port)
+gport=$(free_port) # (e) a receiver that answers 410
+hport=$(free_port) # (e) the engine's admin
 url="http://127.0.0.1:$port/hook"
 sink="webhook:$url"
 echo "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw" >"$tmp/hook.secret"
@@ -246,14 +249,14 @@ class H(http.server.BaseHTTPRequestHandler):
 s = http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H)
 print("listening", flush=True)
 s.serve_forever()
-' "$((port + 1))" >"$tmp/gone.out" 2>&1 &
+' "$gport" >"$tmp/gone.out" 2>&1 &
 lpid=$!
 i=0
 while ! grep -q listening "$tmp/gone.out" && [ $i -lt 100 ]; do i=$((i + 1)); sleep 0.1; done
 mkdir "$tmp/e"
 cp "$tmp/hook.secret" "$tmp/e/secret"
 printf 'state: {path: st}\nhttp: 127.0.0.1:%s\nsinks:\n  - {type: webhook, url: "http://127.0.0.1:%s/h", secret_files: [secret], allow_private: true}\n' \
-    "$((port + 2))" "$((port + 1))" >"$tmp/e/vigil.yaml"
+    "$hport" "$gport" >"$tmp/e/vigil.yaml"
 "$vigil" run --config "$tmp/e/vigil.yaml" --rules "$top/rules/examples" --ingest "ipc://$tmp/e.ipc" \
     --checkpoint 0.3 >/dev/null 2>"$tmp/e/err" &
 pid=$!
@@ -268,9 +271,9 @@ done
 grep -q "disabled: the endpoint answered 410 Gone" "$tmp/e/err" && ok ||
     bad "e: a 410 is not in the log: $(cat "$tmp/e/err")"
 [ "$(grep -c "disabled: the endpoint" "$tmp/e/err")" = 1 ] && ok || bad "e: the disable is logged more than once"
-curl -s --max-time 5 "http://127.0.0.1:$((port + 2))/metrics" |
-    grep -q '^vigil_sink_disabled{sink="webhook:http://127.0.0.1:'"$((port + 1))"'/h"} 1$' && ok ||
-    bad "e: vigil_sink_disabled: $(curl -s "http://127.0.0.1:$((port + 2))/metrics" | grep disabled)"
+curl -s --max-time 5 "http://127.0.0.1:$hport/metrics" |
+    grep -q '^vigil_sink_disabled{sink="webhook:http://127.0.0.1:'"$gport"'/h"} 1$' && ok ||
+    bad "e: vigil_sink_disabled: $(curl -s "http://127.0.0.1:$hport/metrics" | grep disabled)"
 kill -TERM "$pid"
 wait "$pid" && ok || bad "e: the engine exited $?"
 pid=""

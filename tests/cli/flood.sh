@@ -20,8 +20,9 @@ tmp=$(mktemp -d)
 pid=""
 ppid_idle=""
 trap '[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; [ -n "$ppid_idle" ] && kill "$ppid_idle" 2>/dev/null; rm -rf "$tmp"' EXIT
-port=$((20000 + ($$ + 7) % 20000))
-iport=$((port + 1))
+. "$top/tests/cli/lib.sh"
+port=$(free_port)
+iport=$(free_port)
 url="tcp://127.0.0.1:$iport"
 max=65536
 fail() {

@@ -21,7 +21,8 @@ bad() {
 }
 url="ipc://$tmp/ingest.ipc"
 # the admin endpoint: a port of its own per run of this script
-port=$((20000 + $$ % 20000))
+. "$top/tests/cli/lib.sh"
+port=$(free_port)
 http="127.0.0.1:$port"
 fetch() { python3 -c "
 import sys, urllib.request, urllib.error

@@ -87,7 +87,8 @@ verify --expect-fail "$tmp/good.jsonl" "$tmp/s1" >"$tmp/v.out" 2>&1
 [ $? = 1 ] && ok || bad "verify.js --expect-fail passed valid deliveries"
 
 # --- vigil webhook-listen -----------------------------------------------------------
-port=$((40000 + $$ % 20000))
+. "$top/tests/cli/lib.sh"
+port=$(free_port)
 addr="127.0.0.1:$port"
 url="http://$addr/hooks/vigil"
 # post FILE: POSTs each delivery record of FILE (a field left out: its header

@@ -74,12 +74,7 @@ fi
 NODE_PATH="$npmdir/node_modules"
 export NODE_PATH
 
-# free_port: a TCP port nobody listens on now
-free_port() { python3 -c '
-import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])'; }
+. "$top/tests/cli/lib.sh"
 http="127.0.0.1:$(free_port)"
 metrics() { curl -s --max-time 5 "http://$http/metrics"; }
 # metric NAME_AND_LABELS: its value now (empty when absent)

@@ -42,7 +42,8 @@ cert client producer ca
 cert rogue rogue
 [ -s server.pem ] && [ -s client.pem ] && ok || { echo "FAIL: openssl made no certificates"; exit 1; }
 
-port=$((20000 + $$ % 20000 + 11))
+. "$top/tests/cli/lib.sh"
+port=$(free_port)
 url="tls+tcp://127.0.0.1:$port"
 printf 'ingest: "%s"\nhttp: ""\nstate: {path: state}\ntls: {cert: server.pem, key: server.key, ca: ca.pem}\n' "$url" >vigil.yaml
 "$vigil" gen --accounts 200 --events 2000 --seed 3 --out g.csv 2>/dev/null
