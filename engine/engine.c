@@ -631,14 +631,14 @@ ids_add_hashed(vg_engine *e, uint64_t h, uint64_t h2, int64_t t, bool saved, boo
         return VG_OK;
     }
     *dup = false;
-    if ((e->nids + 1) * 2 > e->capids) {
+    if ((e->nids + 1) * 4 > e->capids * 3) { /* at 3/4 load */
         /* full: drop what is past the horizon, and grow if that is not
          * enough (counted first, so the table is rebuilt once) */
         size_t live = 0;
         for (size_t i = 0; i < e->capids; i++)
             live += e->ids[i].hash != 0 &&
                     !(e->have_clock && e->ids[i].time_ms < e->clock - e->horizon_ms);
-        vg_err err = ids_rebuild(e, (live + 1) * 4 > e->capids ? e->capids * 2 : e->capids);
+        vg_err err = ids_rebuild(e, (live + 1) * 2 > e->capids ? e->capids * 2 : e->capids);
         if (err)
             return err;
         r = id_slot(e->ids, e->capids, h, h2);
