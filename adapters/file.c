@@ -10,7 +10,9 @@
  * the records again later, so a full disk or a closed pipe loses no alert.
  *
  * jsonl writes a call's lines with one write() (looping only on a short
- * write), so a reader tailing the file sees whole lines. When a write stops
+ * write), so a reader tailing the file sees whole lines. When the file at
+ * its path is no longer the one it holds open (logrotate moved or removed
+ * it), it opens the path again before writing: rotation needs no signal. When a write stops
  * part way, or fdatasync fails after it, the file is cut back to its size
  * before the call: no partial line, and no duplicate lines when the records
  * come again. stdout cannot take back what already reached a pipe or a
@@ -377,6 +379,23 @@ jsonl_deliver(void *self, const vg_outrec *recs, size_t n)
         if (vg_buf_append(&s->lines, recs[i].json, recs[i].len) != VG_OK ||
             vg_buf_putc(&s->lines, '\n') != VG_OK)
             return VG_ENOMEM;
+
+    /* rotated (logrotate moved or removed the file): a new file at the path */
+    struct stat at_path, ours;
+    bool moved = stat(s->path, &at_path) != 0
+                     ? errno == ENOENT
+                     : fstat(s->fd, &ours) == 0 &&
+                           (at_path.st_ino != ours.st_ino || at_path.st_dev != ours.st_dev);
+    if (moved) {
+        int fd = open(s->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+        if (fd < 0)
+            return fs_failed(s,
+                             "reopening %s after it was moved failed: %s; the alerts will be "
+                             "offered again",
+                             s->path, strerror(errno));
+        close(s->fd);
+        s->fd = fd;
+    }
 
     /* O_APPEND writes at the end, so the size now is where this call's lines begin */
     struct stat st;

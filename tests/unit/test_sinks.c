@@ -299,6 +299,50 @@ test_jsonl_full_disk_reports_nothing_and_shows_in_health(void **state)
     t->close(s);
 }
 
+/* logrotate moves the file away: the next delivery opens the path again,
+ * so the old file keeps what it had and the new one gets what follows. */
+static void
+test_jsonl_follows_a_rotated_file(void **state)
+{
+    (void)state;
+    char *dir = temp_dir();
+    char *path, *moved;
+    assert_true(asprintf(&path, "%s/alerts.jsonl", dir) > 0);
+    assert_true(asprintf(&moved, "%s/alerts.jsonl.1", dir) > 0);
+    const vg_sink_type *t = vg_sink_find("jsonl");
+    results res = {0};
+    vg_sink_conf conf = {.type = "jsonl", .path = path};
+    void *s = open_ok(&conf, &res);
+    vg_outrec a[] = {rec(1, "r1", "{\"n\":1}")};
+    assert_int_equal(t->deliver(s, a, 1), VG_OK);
+    assert_int_equal(rename(path, moved), 0);
+    vg_outrec b[] = {rec(2, "r1", "{\"n\":2}")};
+    assert_int_equal(t->deliver(s, b, 1), VG_OK);
+    assert_int_equal(unlink(path), 0); /* removed outright, too */
+    vg_outrec c[] = {rec(3, "r1", "{\"n\":3}")};
+    assert_int_equal(t->deliver(s, c, 1), VG_OK);
+    t->close(s);
+    assert_seqs(&res, (const uint64_t[]){1, 2, 3}, 3);
+    char buf[64] = "";
+    FILE *f = fopen(moved, "r");
+    assert_non_null(f);
+    assert_non_null(fgets(buf, sizeof buf, f));
+    assert_string_equal(buf, "{\"n\":1}\n");
+    assert_null(fgets(buf, sizeof buf, f));
+    fclose(f);
+    f = fopen(path, "r");
+    assert_non_null(f);
+    assert_non_null(fgets(buf, sizeof buf, f));
+    assert_string_equal(buf, "{\"n\":3}\n");
+    fclose(f);
+    unlink(path);
+    unlink(moved);
+    rmdir(dir);
+    free(path);
+    free(moved);
+    free(dir);
+}
+
 /* A write that stops part way (here: past RLIMIT_FSIZE, a short write and
  * then EFBIG) leaves the file as it was, and the records come again. */
 static void
@@ -530,6 +574,7 @@ main(void)
         cmocka_unit_test(test_jsonl_appends_exact_lines_across_opens_with_fsync),
         cmocka_unit_test(test_jsonl_full_disk_reports_nothing_and_shows_in_health),
         cmocka_unit_test(test_jsonl_short_write_cuts_the_file_back_and_reports_nothing),
+        cmocka_unit_test(test_jsonl_follows_a_rotated_file),
         cmocka_unit_test(test_jsonl_open_explains_a_missing_or_unopenable_path),
         cmocka_unit_test(test_nng_subscriber_gets_exactly_its_rule_as_topic_nul_json),
         cmocka_unit_test(test_nng_open_explains_a_bad_or_busy_url),
