@@ -316,6 +316,8 @@ vg_engine_open(vg_ruleset *rs, const vg_engine_opts *opts, char *why, size_t why
 }
 
 static vg_err flush_once(vg_engine *e);
+static void be64_key(int64_t t, uint8_t out[8]);
+static idrec *id_slot(idrec *tab, size_t cap, uint64_t h, uint64_t h2);
 
 /* Writes dirty key records and new ids, then commits: one durable batch.
  * When the map is full it grows and the whole batch is written again. */
@@ -354,6 +356,18 @@ flush_once(vg_engine *e)
         uint64_t h[2] = {r->hash, r->hash2};
         err = store_put_id(e->st, (const char *)h, sizeof h, r->time_ms, r->dec);
     }
+    for (size_t at = 0; at < e->decpend.len && err == VG_OK;) {
+        uint32_t len;
+        memcpy(&len, e->decpend.data + at + 24, 4);
+        err = store_put_in(e->st, STORE_DECISIONS, e->decpend.data + at, 24,
+                           e->decpend.data + at + 28, len);
+        at += 28 + len;
+    }
+    if (err == VG_OK && e->have_clock) {
+        uint8_t low[8]; /* the decisions of forgotten ids go with them */
+        be64_key(e->clock - e->horizon_ms, low);
+        err = store_del_below(e->st, STORE_DECISIONS, low, sizeof low);
+    }
     if (err == VG_OK && e->have_clock) {
         err = store_ids(e->st, e->clock - e->horizon_ms, NULL, NULL); /* drop expired ids */
         if (err == VG_OK)
@@ -372,6 +386,18 @@ flush_once(vg_engine *e)
         return err;
     }
     outbox_saved(e);
+    /* the pending decisions are in the store now: their ids point there */
+    for (size_t at = 0; at < e->decpend.len;) {
+        uint64_t h[2];
+        uint32_t len;
+        memcpy(h, e->decpend.data + at + 8, 16);
+        memcpy(&len, e->decpend.data + at + 24, 4);
+        idrec *r = id_slot(e->ids, e->capids, h[0], h[1]);
+        if (r->hash != 0 && r->decoff == at + 1)
+            r->decoff = 0;
+        at += 28 + len;
+    }
+    e->decpend.len = 0;
     for (size_t i = 0; i < e->capkeys; i++)
         if (e->keys[i].hash != 0)
             e->keys[i].k->dirty = false;
@@ -422,6 +448,7 @@ vg_engine_close(vg_engine *e)
         free(e->tmpdir);
     }
     outbox_free(e);
+    vg_buf_free(&e->decpend);
     vg_buf_free(&e->rec);
     vg_buf_free(&e->reckey);
     for (size_t r = 0; r < e->nrules && e->keys != NULL; r++) { /* not in the slab */
@@ -482,6 +509,65 @@ vg_engine_record_decision(vg_engine *e, int action, int score)
         e->last_id->dec[2] = (uint8_t)score;
         e->last_id->saved = false; /* written back with its decision */
     }
+}
+
+/* Event time t as a big-endian key (ordered like the times, negative ones
+ * first). */
+static void
+be64_key(int64_t t, uint8_t out[8])
+{
+    uint64_t v = (uint64_t)t ^ ((uint64_t)1 << 63);
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        out[i] = (uint8_t)v;
+}
+
+/* The decisions database's key of an id: its time, then its hashes. */
+static void
+decision_key(const idrec *r, uint8_t key[24])
+{
+    be64_key(r->time_ms, key);
+    memcpy(key + 8, &r->hash, 8);
+    memcpy(key + 16, &r->hash2, 8);
+}
+
+vg_err
+vg_engine_record_decision_rules(vg_engine *e, const void *rules, size_t len)
+{
+    idrec *r = e->last_id;
+    if (r == NULL || len > UINT32_MAX || e->decpend.len + 28 + len >= UINT32_MAX)
+        return VG_OK; /* nothing to attach it to, or past what decoff can say: not kept */
+    size_t at = e->decpend.len;
+    uint8_t key[24];
+    uint32_t l = (uint32_t)len;
+    decision_key(r, key);
+    vg_err err = vg_buf_append(&e->decpend, key, sizeof key);
+    err = err ? err : vg_buf_append(&e->decpend, &l, 4);
+    err = err ? err : vg_buf_append(&e->decpend, rules, len);
+    if (err) {
+        e->decpend.len = at;
+        return err;
+    }
+    r->decoff = (uint32_t)at + 1;
+    return VG_OK;
+}
+
+vg_err
+vg_engine_recorded_decision_rules(vg_engine *e, vg_buf *out, bool *found)
+{
+    idrec *r = e->last_id;
+    *found = false;
+    out->len = 0;
+    if (r == NULL || !r->dec[0])
+        return VG_OK;
+    if (r->decoff != 0) {
+        uint32_t len;
+        memcpy(&len, e->decpend.data + r->decoff - 1 + 24, 4);
+        *found = true;
+        return vg_buf_append(out, e->decpend.data + r->decoff - 1 + 28, len);
+    }
+    uint8_t key[24];
+    decision_key(r, key);
+    return store_get_in(e->st, STORE_DECISIONS, key, sizeof key, out, found);
 }
 
 bool
@@ -622,6 +708,7 @@ ids_add_hashed(vg_engine *e, uint64_t h, uint64_t h2, int64_t t, bool saved, boo
         r->time_ms = t;
         r->saved = saved;
         memset(r->dec, 0, sizeof r->dec);
+        r->decoff = 0;
         e->last_id = r;
         return VG_OK;
     }
@@ -648,6 +735,7 @@ ids_add_hashed(vg_engine *e, uint64_t h, uint64_t h2, int64_t t, bool saved, boo
     r->time_ms = t;
     r->saved = saved;
     memset(r->dec, 0, sizeof r->dec);
+    r->decoff = 0;
     e->last_id = r;
     e->nids++;
     return VG_OK;

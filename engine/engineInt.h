@@ -137,7 +137,9 @@ vg_err store_timers(store *s, void (*fn)(void *, const void *, size_t, const voi
 /* The outbox and dead-letter databases: put, delete, scan in key order
  * from a key (flen 0: from the first) until fn says stop, and delete every
  * entry below a key. */
-typedef enum store_db { STORE_OUTBOX, STORE_DLQ } store_db;
+typedef enum store_db { STORE_OUTBOX, STORE_DLQ, STORE_DECISIONS } store_db;
+/* The value under key in db, copied to out; *found says whether there is one. */
+vg_err store_get_in(store *s, store_db db, const void *key, size_t klen, vg_buf *out, bool *found);
 vg_err store_put_in(store *s, store_db db, const void *key, size_t klen, const void *val,
                     size_t vlen);
 vg_err store_del_in(store *s, store_db db, const void *key, size_t klen);
@@ -181,8 +183,9 @@ typedef struct idrec {
     uint64_t hash;  /* 0: empty slot */
     uint64_t hash2; /* a second, independent hash of the id */
     int64_t time_ms;
-    bool saved;     /* in the store already */
-    uint8_t dec[3]; /* the decision given for it: decided (0/1), action, score */
+    bool saved;      /* in the store already */
+    uint8_t dec[3];  /* the decision given for it: decided (0/1), action, score */
+    uint32_t decoff; /* its decision's rules in the engine's decpend, at decoff - 1; 0: none */
 } idrec;
 
 /* A keyspace an event's stream uses, and a rule whose key program computes it. */
@@ -255,9 +258,12 @@ struct vg_engine {
     /* the store: LMDB, written back in batches */
     store *st;
     outbox ob;
-    bool discard;      /* closed without the flush: memory may hold a failed event */
-    char *tmpdir;      /* a temporary state folder to remove at close */
-    int lockfd;        /* the state folder's lock file (flock), or -1 */
+    bool discard; /* closed without the flush: memory may hold a failed event */
+    char *tmpdir; /* a temporary state folder to remove at close */
+    int lockfd;   /* the state folder's lock file (flock), or -1 */
+    /* decisions' rules not yet in the store: per record, a 24-byte key (time
+     * big-endian, the id's hashes), u32 length, the bytes */
+    vg_buf decpend;
     size_t cache_keys; /* budget of key records in memory */
     bool defer_evict;
     uint32_t gen; /* cache generation: eviction drops keys untouched since the last */

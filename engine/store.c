@@ -15,6 +15,9 @@
  *   timers pending trailing-`not` deadlines (pattern.c)
  *   outbox alert number (u64 big-endian) -> an outbox record (outbox.c)
  *   dlq    sink name \0 alert number -> an outbox record: the dead letters
+ *   decisions  event time (i64 big-endian) + the id's two hashes -> the rules
+ *          that made a decision (vg_engine_record_decision_rules), so a
+ *          resent id gets them back; pruned with the ids
  *
  * Key record, version 1 (integers little-endian as the host writes them):
  *   u8 version, u16 nrules, then per rule:
@@ -42,7 +45,7 @@
 struct store {
     size_t map_bytes, max_bytes; /* the map now, and how far it may grow */
     MDB_env *env;
-    MDB_dbi state, ids, meta, timers, outbox, dlq;
+    MDB_dbi state, ids, meta, timers, outbox, dlq, decisions;
     MDB_txn *wtxn; /* the open write transaction, if any */
     bool nospace;  /* the map could not grow: no room on the disk */
 };
@@ -124,7 +127,8 @@ store_open(const char *dir, bool durable, size_t max_bytes, store **out, char *w
         (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->meta)) != 0 ||
         (rc = mdb_dbi_open(txn, "timers", MDB_CREATE, &s->timers)) != 0 ||
         (rc = mdb_dbi_open(txn, "outbox", MDB_CREATE, &s->outbox)) != 0 ||
-        (rc = mdb_dbi_open(txn, "dlq", MDB_CREATE, &s->dlq)) != 0) {
+        (rc = mdb_dbi_open(txn, "dlq", MDB_CREATE, &s->dlq)) != 0 ||
+        (rc = mdb_dbi_open(txn, "decisions", MDB_CREATE, &s->decisions)) != 0) {
         if (s->nospace)
             snprintf(why, whylen,
                      "no room on the disk for the state in '%s' (%zu MiB reserved for it): free "
@@ -385,7 +389,26 @@ store_timers(store *s, void (*fn)(void *, const void *, size_t, const void *, si
 static MDB_dbi
 dbi(store *s, store_db db)
 {
-    return db == STORE_OUTBOX ? s->outbox : s->dlq;
+    return db == STORE_OUTBOX ? s->outbox : db == STORE_DLQ ? s->dlq : s->decisions;
+}
+
+vg_err
+store_get_in(store *s, store_db db, const void *key, size_t klen, vg_buf *out, bool *found)
+{
+    MDB_txn *txn = s->wtxn;
+    int rc = 0;
+    if (txn == NULL && (rc = begin(s, MDB_RDONLY, &txn)) != 0)
+        return mdb_err(rc);
+    MDB_val k = {klen, (void *)key}, v;
+    rc = mdb_get(txn, dbi(s, db), &k, &v);
+    *found = rc == 0;
+    out->len = 0;
+    vg_err err = rc == 0              ? vg_buf_append(out, v.mv_data, v.mv_size)
+                 : rc == MDB_NOTFOUND ? VG_OK
+                                      : mdb_err(rc);
+    if (txn != s->wtxn)
+        mdb_txn_abort(txn);
+    return err;
 }
 
 vg_err

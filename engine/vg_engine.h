@@ -141,6 +141,13 @@ void vg_engine_record_decision(vg_engine *e, int action, int score);
 /* For the event processed last: the decision recorded for its id, when
  * there is one (a duplicate of a decided event). */
 bool vg_engine_recorded_decision(const vg_engine *e, int *action, int *score);
+/* The rules behind the decision just recorded, as the caller encodes them
+ * (opaque bytes), kept for its id as long as the id is remembered, so a
+ * resent id gets its whole decision back (SPEC §5). Saved with the state. */
+vg_err vg_engine_record_decision_rules(vg_engine *e, const void *rules, size_t len);
+/* For the event just processed (a duplicate): those bytes, *found false
+ * when none were recorded. */
+vg_err vg_engine_recorded_decision_rules(vg_engine *e, vg_buf *out, bool *found);
 
 /* Counters, per rule index (vg_ruleset_rule order). */
 typedef struct vg_rule_stats {

@@ -134,9 +134,13 @@ struct server {
     /* decisions of the request being processed: each event's hits (rules
      * whose alerts count for it, their messages in hitbuf) */
     struct hitrec {
-        const vg_rule *rule;
+        const vg_rule *rule; /* NULL: a recorded hit (a duplicate's), below */
         size_t off, len;
+        size_t name_off; /* recorded: the rule's name in hitbuf, NUL-terminated */
+        int score, action;
+        bool shadow;
     } * hits;
+    vg_buf decrules; /* one decision's rules, encoded to be recorded or read back */
     size_t nhits, caphits;
     vg_buf hitbuf;
     vg_decision *dec;
@@ -580,6 +584,69 @@ add_rejection(server *S, size_t *n, uint32_t index, const vg_event *ev, const ch
     return VG_OK;
 }
 
+/* The hits S->hits[h0..) encoded to be recorded with the decision: per hit,
+ * u8 score, u8 action, u8 shadow, u16 name length, name, u32 message length,
+ * message. */
+static vg_err
+hits_record(server *S, size_t h0, vg_buf *out)
+{
+    out->len = 0;
+    vg_err err = VG_OK;
+    for (size_t i = h0; i < S->nhits && err == VG_OK; i++) {
+        const vg_rule *r = S->hits[i].rule;
+        uint8_t head[3] = {(uint8_t)r->score, (uint8_t)r->action, r->shadow ? 1 : 0};
+        size_t nl = strlen(r->name);
+        uint16_t nl16 = (uint16_t)(nl > UINT16_MAX ? UINT16_MAX : nl);
+        uint32_t ml = (uint32_t)S->hits[i].len;
+        err = vg_buf_append(out, head, 3);
+        err = err ? err : vg_buf_append(out, &nl16, 2);
+        err = err ? err : vg_buf_append(out, r->name, nl16);
+        err = err ? err : vg_buf_append(out, &ml, 4);
+        err = err ? err : vg_buf_append(out, S->hitbuf.data + S->hits[i].off, ml);
+    }
+    return err;
+}
+
+/* Adds the recorded hits in rec (hits_record's bytes) to S->hits, their
+ * names and messages to hitbuf. A damaged record adds what it holds whole. */
+static vg_err
+hits_from_record(server *S, const vg_buf *rec)
+{
+    size_t at = 0;
+    while (at + 9 <= rec->len) {
+        const uint8_t *p = (const uint8_t *)rec->data + at;
+        uint16_t nl;
+        uint32_t ml;
+        memcpy(&nl, p + 3, 2);
+        if (at + 5 + nl + 4 > rec->len)
+            break;
+        memcpy(&ml, p + 5 + nl, 4);
+        if (at + 9 + nl + ml > rec->len)
+            break;
+        if (S->nhits == S->caphits) {
+            size_t cap = S->caphits ? S->caphits * 2 : 64;
+            struct hitrec *v = realloc(S->hits, cap * sizeof *v);
+            if (v == NULL)
+                return VG_ENOMEM;
+            S->hits = v;
+            S->caphits = cap;
+        }
+        struct hitrec *x = &S->hits[S->nhits];
+        *x = (struct hitrec){.rule = NULL, .score = p[0], .action = p[1], .shadow = p[2] != 0};
+        x->name_off = S->hitbuf.len;
+        vg_err err = vg_buf_append(&S->hitbuf, p + 5, nl);
+        err = err ? err : vg_buf_putc(&S->hitbuf, '\0');
+        x->off = S->hitbuf.len;
+        x->len = ml;
+        err = err ? err : vg_buf_append(&S->hitbuf, p + 9 + nl, ml);
+        if (err)
+            return err;
+        S->nhits++;
+        at += 9 + nl + ml;
+    }
+    return VG_OK;
+}
+
 /* The decision for the event just processed (its hits are S->hits[h0..)):
  * recorded with its id, and with `want` added to S->dec for the reply
  * (otherwise its hits are dropped). */
@@ -590,6 +657,14 @@ decide(server *S, const vg_event *ev, vg_outcome out, size_t h0, size_t b0, bool
     if (out == VG_EV_DUPLICATE) {
         d.duplicate = true;
         vg_engine_recorded_decision(S->eng, &d.action, &d.score);
+        if (want) { /* its rules, as recorded (SPEC §5: the recorded decision back) */
+            bool found = false;
+            vg_err err = vg_engine_recorded_decision_rules(S->eng, &S->decrules, &found);
+            if (err == VG_OK && found)
+                err = hits_from_record(S, &S->decrules);
+            if (err)
+                return err;
+        }
     } else if (out == VG_EV_ACCEPTED) {
         size_t n = S->nhits - h0;
         if (n > S->capdrules) {
@@ -603,6 +678,13 @@ decide(server *S, const vg_event *ev, vg_outcome out, size_t h0, size_t b0, bool
             S->drules[i] = S->hits[h0 + i].rule;
         vg_decide(S->drules, n, S->review_at, S->block_at, &d.action, &d.score);
         vg_engine_record_decision(S->eng, d.action, d.score);
+        if (want && n > 0) { /* the rules too, for a resend of this id */
+            vg_err err = hits_record(S, h0, &S->decrules);
+            if (err == VG_OK)
+                err = vg_engine_record_decision_rules(S->eng, S->decrules.data, S->decrules.len);
+            if (err)
+                return err;
+        }
     }
     if (!want || out == VG_EV_REJECTED) {
         S->nhits = h0;
@@ -621,7 +703,7 @@ decide(server *S, const vg_event *ev, vg_outcome out, size_t h0, size_t b0, bool
     d.event_id = ev->v[idf->slot].u.s;
     d.idlen = ev->v[idf->slot].len;
     d.hits = (vg_rule_hit *)(uintptr_t)h0; /* an index until the request is done */
-    d.nhits = out == VG_EV_DUPLICATE ? 0 : S->nhits - h0;
+    d.nhits = S->nhits - h0;
     S->dec[S->ndec++] = d;
     return VG_OK;
 }
@@ -638,13 +720,14 @@ finish_decisions(server *S)
         S->caprh = S->nhits;
     }
     for (size_t i = 0; i < S->nhits; i++) {
-        const vg_rule *r = S->hits[i].rule;
-        S->rh[i] = (vg_rule_hit){.rule = r->name,
-                                 .score = r->score,
-                                 .action = r->action,
-                                 .message = S->hitbuf.data + S->hits[i].off,
-                                 .message_len = (uint32_t)S->hits[i].len,
-                                 .shadow = r->shadow};
+        const struct hitrec *x = &S->hits[i];
+        const vg_rule *r = x->rule;
+        S->rh[i] = (vg_rule_hit){.rule = r ? r->name : S->hitbuf.data + x->name_off,
+                                 .score = r ? r->score : x->score,
+                                 .action = r ? r->action : x->action,
+                                 .message = S->hitbuf.data + x->off,
+                                 .message_len = (uint32_t)x->len,
+                                 .shadow = r ? r->shadow : x->shadow};
     }
     for (size_t i = 0; i < S->ndec; i++)
         S->dec[i].hits = S->rh + (uintptr_t)S->dec[i].hits;
@@ -1402,6 +1485,7 @@ done:
     free(S->rh);
     free(S->drules);
     vg_buf_free(&S->hitbuf);
+    vg_buf_free(&S->decrules);
     pthread_mutex_destroy(&S->mu);
     pthread_cond_destroy(&S->cv);
     free(S);

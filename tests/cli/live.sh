@@ -273,10 +273,15 @@ echo "$ev" | "$vigil" score --to "$url" >"$tmp/dec1"
 echo "$ev" >"$tmp/one.jsonl"
 "$vigil" replay -q --decisions --rules "$rules" --input "$tmp/one.jsonl" >"$tmp/dec0"
 cmp -s "$tmp/dec0" "$tmp/dec1" && ok || bad "score and replay --decisions differ: $(cat "$tmp/dec0")"
+# a resent id gets its recorded decision back, rules included, marked
+# duplicate: from memory, and after a restart from the state (SPEC §5)
+want_dup="${want_dec%\}},\"duplicate\":true}"
+echo "$ev" | "$vigil" score --to "$url" >"$tmp/dec2"
+[ "$(cat "$tmp/dec2")" = "$want_dup" ] && ok || bad "a resent id gets its recorded decision: $(cat "$tmp/dec2")"
 stop
 start "$tmp/s5" /dev/null "$tmp/err9" || exit 1
 echo "$ev" | "$vigil" score --to "$url" >"$tmp/dec2"
-grep -q '"action":"review","score":35,"rules":\[\],"duplicate":true' "$tmp/dec2" && ok ||
+[ "$(cat "$tmp/dec2")" = "$want_dup" ] && ok ||
     bad "a resent id after a restart gets its recorded decision: $(cat "$tmp/dec2")"
 echo '{"time":"2024-05-01T10:00:00Z"}' | "$vigil" score --to "$url" 2>"$tmp/err10"
 rc=$?
