@@ -24,7 +24,8 @@
 typedef enum vg_level { VG_INFO, VG_WARN, VG_ERROR } vg_level;
 void vg_server_log(FILE *f, vg_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-void vg_server_vlog(FILE *f, vg_level level, const char *fmt, va_list ap);
+void vg_server_vlog(FILE *f, vg_level level, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 
 typedef struct vg_server_opts {
     const char *state_dir;        /* LMDB state and the event log (log/) */
