@@ -425,7 +425,9 @@ grep -q "did you mean 'amount'" "$tmp/err5" && ok || bad "run shows the rule err
 # --check-config checks the addresses and the TLS files as run would use them
 for bad in "--ingest tcp://127.0.0.1" "--ingest foo://x:1" "--stream ipc://" "--http localhost" \
     "--ingest tls+tcp://127.0.0.1:7999" "--ingest tcp://127.0.0.1:99999" \
-    "--ingest ipc:///nonexistent/dir/x.ipc" "--ingest $url --stream $url"; do
+    "--ingest ipc:///nonexistent/dir/x.ipc" "--ingest $url --stream $url" \
+    "--ingest tcp://127.0.0.1:7999 --http 127.0.0.1:7999" \
+    "--ingest tcp://localhost:7998 --stream tcp://127.0.0.1:7998"; do
     # shellcheck disable=SC2086 # the option and its value
     "$vigil" run --rules "$rules" --state "$tmp/s11" $bad --check-config 2>"$tmp/err11"
     rc=$?

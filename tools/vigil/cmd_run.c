@@ -3,10 +3,12 @@
  * defaults, or as flags say.
  */
 #include <getopt.h>
+#include <netdb.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "cli.h"
@@ -101,10 +103,61 @@ log_attempt(void *ctx, const char *sink, const char *alert_id, int attempt, long
         return;
     }
     char what[64] = "";
-    if (status != 0)
+    if (status != 0 && (error == NULL || strncmp(error, "HTTP ", 5) != 0)) /* not said twice */
         snprintf(what, sizeof what, "status %ld%s", status, error && *error ? ", " : "");
     vg_server_log(stderr, VG_WARN, "sink %s: alert %s, attempt %d failed: %s%s (%.0f ms)", sink,
                   alert_id, attempt, what, error ? error : "", latency_s * 1000);
+}
+
+/* An address's host and port: a URL (tcp://, tls+tcp://) or http's
+ * HOST:PORT; false for others (ipc://). */
+static bool
+host_port(const char *a, char *host, size_t hostlen, char *port, size_t portlen)
+{
+    const char *p = strstr(a, "://");
+    if (p != NULL) {
+        if (strncmp(a, "tcp", 3) != 0 && strncmp(a, "tls+tcp", 7) != 0)
+            return false;
+        a = p + 3;
+    }
+    const char *colon = strrchr(a, ':');
+    if (colon == NULL)
+        return false;
+    size_t hl = (size_t)(colon - a);
+    if (hl >= 2 && a[0] == '[' && a[hl - 1] == ']') /* [::1]:7470 */
+        a++, hl -= 2;
+    snprintf(host, hostlen, "%.*s", (int)hl, a);
+    snprintf(port, portlen, "%.*s", (int)strcspn(colon + 1, "/"), colon + 1);
+    return true;
+}
+
+/* Would a and b listen on the same socket: the same text, or one port on
+ * hosts that resolve alike (or a wildcard host)? */
+static bool
+same_socket(const char *a, const char *b)
+{
+    if (strcmp(a, b) == 0)
+        return true;
+    char ha[256], pa[16], hb[256], pb[16];
+    if (!host_port(a, ha, sizeof ha, pa, sizeof pa) ||
+        !host_port(b, hb, sizeof hb, pb, sizeof pb) || strcmp(pa, pb) != 0)
+        return false;
+    static const char *const any[] = {"", "*", "0.0.0.0", "::"};
+    for (size_t i = 0; i < 4; i++)
+        if (strcmp(ha, any[i]) == 0 || strcmp(hb, any[i]) == 0)
+            return true;
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ra = NULL, *rb = NULL;
+    bool same = false;
+    if (getaddrinfo(ha, pa, &hints, &ra) == 0 && getaddrinfo(hb, pb, &hints, &rb) == 0)
+        for (struct addrinfo *x = ra; x != NULL && !same; x = x->ai_next)
+            for (struct addrinfo *y = rb; y != NULL && !same; y = y->ai_next)
+                same = x->ai_addrlen == y->ai_addrlen &&
+                       memcmp(x->ai_addr, y->ai_addr, x->ai_addrlen) == 0;
+    if (ra != NULL)
+        freeaddrinfo(ra);
+    if (rb != NULL)
+        freeaddrinfo(rb);
+    return same;
 }
 
 /* The addresses the engine will listen on, checked before anything starts
@@ -127,12 +180,6 @@ endpoints_ok(const vg_server_opts *o, const char *config)
             ok = false;
         }
     }
-    if (ok && o->ingest_url && o->stream_url && strcmp(o->ingest_url, o->stream_url) == 0) {
-        fprintf(stderr,
-                "%s: error: ingest and stream are both %s: give them addresses of their own\n",
-                where, o->ingest_url);
-        ok = false;
-    }
     if (o->http[0] != '\0') {
         const char *colon = strrchr(o->http, ':');
         char *end = NULL;
@@ -146,6 +193,18 @@ endpoints_ok(const vg_server_opts *o, const char *config)
             ok = false;
         }
     }
+    /* two of ingest, stream and http on one socket: the second cannot listen */
+    const char *what[3] = {"ingest", "stream", "http"};
+    const char *addr[3] = {o->ingest_url, o->stream_url, o->http[0] ? o->http : NULL};
+    for (int i = 0; ok && i < 3; i++)
+        for (int k = i + 1; ok && k < 3; k++)
+            if (addr[i] != NULL && addr[k] != NULL && same_socket(addr[i], addr[k])) {
+                fprintf(stderr,
+                        "%s: error: %s (%s) and %s (%s) are the same address: give them "
+                        "addresses of their own\n",
+                        where, what[i], addr[i], what[k], addr[k]);
+                ok = false;
+            }
     if (ok && !tls_used && (o->tls.cert || o->tls.key || o->tls.ca))
         fprintf(stderr,
                 "%s: warning: tls is set but neither ingest nor stream is a tls+tcp:// "
