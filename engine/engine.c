@@ -271,13 +271,8 @@ vg_engine_open(vg_ruleset *rs, const vg_engine_opts *opts, char *why, size_t why
     if (err == VG_OK && e->tmpdir == NULL) {
         /* data.mdb may be new: its name durable in the folder before any
          * checkpoint lets the event log drop what it holds */
-        int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd < 0 || fsync(dfd) != 0) {
+        if ((err = vg_sync_dir(dir)) != VG_OK)
             snprintf(why, whylen, "can't sync the state folder '%s': %s", dir, strerror(errno));
-            err = VG_EIO;
-        }
-        if (dfd >= 0)
-            close(dfd);
     }
     if (err == VG_OK && e->tmpdir == NULL) {
         int64_t clock = INT64_MIN;
@@ -1169,6 +1164,19 @@ vg_engine_prepare(vg_engine *e, const vg_event *const *evs, size_t n)
     }
     e->nprep = n;
     return VG_OK;
+}
+
+const char vg_too_far_ahead[] =
+    "the event's time is more than a day ahead of this machine's clock: time must be Unix epoch "
+    "milliseconds (not micro- or nanoseconds), or a date, and the clock that stamped it must be "
+    "right";
+
+bool
+vg_event_too_far_ahead(const vg_schema *sc, const vg_event *ev, double now_ms)
+{
+    const vg_field *tf = vg_schema_field(sc, ev->stream, "time", 4);
+    const vg_value *t = tf ? &ev->v[tf->slot] : NULL;
+    return t != NULL && t->kind == VG_V_TIME && t->u.num > now_ms + VG_MAX_AHEAD_MS;
 }
 
 const char vg_too_old[] =

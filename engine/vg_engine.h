@@ -106,6 +106,15 @@ vg_err vg_engine_prepare(vg_engine *e, const vg_event *const *evs, size_t n);
  * vg_too_old: its id may have been forgotten, so a resend could not be told
  * from a new event. Returns VG_ENOMEM only. */
 extern const char vg_too_old[];
+
+/* An event stamped more than VG_MAX_AHEAD_MS ahead of the wall clock
+ * (now_ms) is taken for a unit or clock error (microseconds for
+ * milliseconds) and refused, live and in replay alike: it would move the
+ * event clock there, and every later event would be too old. The reason is
+ * vg_too_far_ahead. */
+#define VG_MAX_AHEAD_MS 86400000.0
+extern const char vg_too_far_ahead[];
+bool vg_event_too_far_ahead(const vg_schema *sc, const vg_event *ev, double now_ms);
 vg_err vg_engine_process(vg_engine *e, const vg_event *ev, vg_alert_fn fn, void *ctx,
                          vg_outcome *outcome, const char **reason);
 

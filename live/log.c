@@ -104,20 +104,7 @@ scan(int fd, int64_t first, int64_t from, vg_err (*fn)(void *, int64_t, const ui
     return err;
 }
 
-/* Makes the entries of folder dir durable (a new segment's name, a new
- * folder): fdatasync covers a file's data, not its name in the folder. */
-static vg_err
-sync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return VG_EIO;
-    int rc = fsync(fd);
-    close(fd);
-    return rc == 0 ? VG_OK : VG_EIO;
-}
-
-/* The folder that holds path (a copy's prefix, for sync_dir). */
+/* Syncs the folder that holds path (vg_sync_dir). */
 static vg_err
 sync_parent(const char *path)
 {
@@ -125,12 +112,12 @@ sync_parent(const char *path)
     snprintf(up, sizeof up, "%s", path);
     char *slash = strrchr(up, '/');
     if (slash == NULL)
-        return sync_dir(".");
+        return vg_sync_dir(".");
     if (slash == up)
         slash[1] = '\0';
     else
         *slash = '\0';
-    return sync_dir(up);
+    return vg_sync_dir(up);
 }
 
 vg_err
@@ -199,7 +186,7 @@ vg_log_open(const char *dir, vg_log **out, int64_t *end, char *why, size_t whyle
     off_t good;
     vg_err err = l->fd < 0 ? VG_EIO : scan(l->fd, l->first, INT64_MAX, NULL, NULL, &count, &good);
     if (err == VG_OK)
-        err = sync_dir(dir); /* the segment may be new */
+        err = vg_sync_dir(dir); /* the segment may be new */
     if (err == VG_OK && ftruncate(l->fd, good) != 0)
         err = VG_EIO;
     if (err) {
@@ -273,7 +260,7 @@ roll(vg_log *l, int64_t first)
     int fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0664);
     if (fd < 0)
         return VG_EIO;
-    if (sync_dir(l->dir) != VG_OK) { /* its name, durable before a record is acked */
+    if (vg_sync_dir(l->dir) != VG_OK) { /* its name, durable before a record is acked */
         close(fd);
         return VG_EIO;
     }

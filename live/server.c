@@ -747,31 +747,17 @@ wake_engine(void *ctx)
     pthread_mutex_unlock(&S->mu);
 }
 
-/* An event stamped far ahead of this machine's clock would move the event
- * clock there: windows would empty, deadlines fire, and ids within the
- * dedupe horizon of the real time would look new. Such an event is taken
- * for a unit or clock error and refused. */
-#define MAX_AHEAD_MS ((int64_t)24 * 3600 * 1000)
-static const char future_time[] =
-    "the event's time is more than a day ahead of the engine's clock: time_ms must be Unix epoch "
-    "milliseconds (not micro- or nanoseconds), and the producer's clock must be right";
-
-/* Marks b's events stamped more than MAX_AHEAD_MS ahead of the wall clock. */
+/* Marks b's events stamped too far ahead of the wall clock
+ * (vg_event_too_far_ahead: ids within the dedupe horizon of the real time
+ * would look new, windows empty, deadlines fire). */
 static void
 mark_future(server *S, vg_batch *b)
 {
     const vg_schema *sc = vg_ruleset_schema(S->rs);
-    double limit = now_wall_ms() + (double)MAX_AHEAD_MS;
-    const vg_field *tf[2] = {vg_schema_field(sc, VG_STREAM_TXN, "time", 4),
-                             vg_schema_field(sc, VG_STREAM_EVENT, "time", 4)};
-    for (size_t j = 0; j < b->n; j++) {
-        if (b->bad[j] != NULL)
-            continue;
-        const vg_field *f = tf[b->ev[j].stream == VG_STREAM_TXN ? 0 : 1];
-        const vg_value *t = f ? &b->ev[j].v[f->slot] : NULL;
-        if (t != NULL && t->kind == VG_V_TIME && t->u.num > limit)
-            b->bad[j] = future_time;
-    }
+    double now = now_wall_ms();
+    for (size_t j = 0; j < b->n; j++)
+        if (b->bad[j] == NULL && vg_event_too_far_ahead(sc, &b->ev[j], now))
+            b->bad[j] = vg_too_far_ahead;
 }
 
 /* Processes one request's events; its reply is encoded into r->reply. The
@@ -836,7 +822,7 @@ process_msg(server *S, req *r)
             if (b->bad[j] != NULL) {
                 S->rejected++;
                 err = add_rejection(S, &nrej, (uint32_t)j, &b->ev[j], b->bad[j],
-                                    b->bad[j] == future_time ? "bad_time" : "malformed");
+                                    b->bad[j] == vg_too_far_ahead ? "bad_time" : "malformed");
                 continue;
             }
             vg_outcome out;

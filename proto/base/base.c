@@ -4,10 +4,12 @@
 #include "vg_base.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 const char *
 vg_strerror(vg_err err)
@@ -305,4 +307,16 @@ vg_utf8_encode(uint32_t cp, char *out)
         return 4;
     }
     return 0;
+}
+
+vg_err
+vg_sync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return VG_EIO;
+    int rc = fsync(fd), e = errno;
+    close(fd);
+    errno = e;
+    return rc == 0 ? VG_OK : VG_EIO;
 }

@@ -67,6 +67,10 @@ void vg_buf_free(vg_buf *b);
  * (does not exist), VG_EIO (other errno, left in errno) or VG_ENOMEM, and
  * leaves *out untouched. A path of "-" reads standard input. */
 vg_err vg_read_file(const char *path, vg_buf *out);
+/* Makes the entries of folder dir durable (a new file's name, a new
+ * folder): fsync of a file covers its data, not its name in the folder.
+ * VG_EIO with errno set when it cannot. */
+vg_err vg_sync_dir(const char *dir);
 /* The same, but stops with VG_ELIMIT once the file holds more than max
  * bytes (so /dev/zero or a huge file cannot exhaust memory). */
 vg_err vg_read_file_max(const char *path, size_t max, vg_buf *out);

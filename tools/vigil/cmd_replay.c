@@ -215,7 +215,7 @@ typedef struct replay {
     struct rsink *sinks; /* --sink */
     size_t nsinks;
     double sink_wait; /* --sink-wait: seconds a sink may make no progress */
-    double future_ms; /* an event after this (wall clock + 1 day) is refused */
+    double now_ms;    /* the wall clock at the start (vg_event_too_far_ahead) */
     uint64_t seq;
 } replay;
 
@@ -738,17 +738,8 @@ add_row(replay *R, vg_engine *eng, batch *b, const char *input, const vg_event *
         int label, const char *reason, uint64_t *errline)
 {
     const vg_schema *sc = vg_ruleset_schema(R->rs);
-    if (reason == NULL) {
-        /* as the live engine: a time more than a day ahead of this machine's
-         * clock is a unit or clock error (microseconds for milliseconds),
-         * and taken it would move the event clock years ahead */
-        const vg_field *tf = vg_schema_field(sc, ev->stream, "time", 4);
-        const vg_value *t = tf ? &ev->v[tf->slot] : NULL;
-        if (t != NULL && t->kind == VG_V_TIME && t->u.num > R->future_ms)
-            reason = "the event's time is more than a day ahead of this machine's clock: time "
-                     "must be Unix epoch milliseconds (not micro- or nanoseconds), or a date, "
-                     "and the clock that stamped it must be right";
-    }
+    if (reason == NULL && vg_event_too_far_ahead(sc, ev, R->now_ms)) /* as live does */
+        reason = vg_too_far_ahead;
     size_t need = reason ? strlen(reason) + 1 : vg_event_size(sc, ev);
     need = (need + 7) & ~(size_t)7; /* the next copy's attrs stay aligned */
     vg_err err = VG_OK;
@@ -898,7 +889,7 @@ cmd_replay(int argc, char **argv)
                 .sink_wait = sink_wait};
     struct timespec wall;
     clock_gettime(CLOCK_REALTIME, &wall);
-    R.future_ms = (double)wall.tv_sec * 1000.0 + (double)(wall.tv_nsec / 1000000) + 86400000.0;
+    R.now_ms = (double)wall.tv_sec * 1000.0 + (double)(wall.tv_nsec / 1000000);
     int64_t horizon_ms = cfg.dedupe_horizon_ms;
     char **want = NULL;
     size_t nwant = 0;
